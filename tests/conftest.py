@@ -1,0 +1,42 @@
+"""Shared test setup.
+
+- Without an NVIDIA GPU, Numba's CUDA kernels run in its CUDA simulator: NUMBA_ENABLE_CUDASIM must be set
+  before numba.cuda is first imported, so it is decided here, from the presence of a GPU device node.
+- Real faces come from $TINYFACE_DATA (CI sets it). When it is set, a missing file is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import pytest
+
+if not glob.glob("/dev/nvidia[0-9]*"):
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+
+def real_data_dir() -> Path | None:
+    value = os.environ.get("TINYFACE_DATA")
+    return Path(value) if value else None
+
+
+@pytest.fixture(scope="session")
+def olivetti_path() -> Path:
+    """Path of olivettifaces.mat: fails loudly if TINYFACE_DATA is set but the file is missing, skips if unset."""
+    root = real_data_dir()
+    if root is None:
+        pytest.skip("TINYFACE_DATA is not set: point it at the folder holding olivettifaces.mat")
+    path = root / "olivettifaces.mat"
+    if not path.is_file():
+        pytest.fail(f"TINYFACE_DATA={root} but {path} does not exist")
+    return path
+
+
+@pytest.fixture(scope="session")
+def olivetti(olivetti_path: Path):
+    """The Olivetti faces as a FaceDataset (40 people x 10 images, 1x64x64 uint8)."""
+    from tinyface.data import load_olivetti
+
+    return load_olivetti(olivetti_path.parent, download=False)

@@ -1,0 +1,21 @@
+"""tinyface: FaceNet-style face recognition from scratch, to be read, run and taught."""
+
+from tinyface import ops
+from tinyface.gradcheck import GradcheckError, gradcheck
+from tinyface.random import manual_seed
+from tinyface.tensor import Function, Tensor, is_grad_enabled, no_grad, tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function",
+    "GradcheckError",
+    "Tensor",
+    "__version__",
+    "gradcheck",
+    "is_grad_enabled",
+    "manual_seed",
+    "no_grad",
+    "ops",
+    "tensor",
+]

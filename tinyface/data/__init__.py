@@ -1,0 +1,58 @@
+"""Face data: datasets (Olivetti, image folders, LFW protocol files), batch transforms, P x K sampling."""
+
+from tinyface.data.cache import user_cache_dir
+from tinyface.data.dataset import FaceDataset, split_people
+from tinyface.data.folders import decode_image, load_image_folder
+from tinyface.data.lfw import (
+    LFWFormatError,
+    Pair,
+    image_path,
+    image_root,
+    pair_paths,
+    people_in_pairs,
+    read_pairs,
+    read_people,
+    read_people_counts,
+)
+from tinyface.data.matfile import MatFileError, read_mat
+from tinyface.data.olivetti import OLIVETTI_URL, DownloadError, load_olivetti
+from tinyface.data.sampler import PKSampler
+from tinyface.data.transforms import (
+    center_crop,
+    prewhiten,
+    random_crop,
+    random_flip,
+    resize,
+    standardize,
+    to_float32,
+)
+
+__all__ = [
+    "OLIVETTI_URL",
+    "DownloadError",
+    "FaceDataset",
+    "LFWFormatError",
+    "MatFileError",
+    "PKSampler",
+    "Pair",
+    "center_crop",
+    "decode_image",
+    "image_path",
+    "image_root",
+    "load_image_folder",
+    "load_olivetti",
+    "pair_paths",
+    "people_in_pairs",
+    "prewhiten",
+    "random_crop",
+    "random_flip",
+    "read_mat",
+    "read_pairs",
+    "read_people",
+    "read_people_counts",
+    "resize",
+    "split_people",
+    "standardize",
+    "to_float32",
+    "user_cache_dir",
+]

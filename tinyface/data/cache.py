@@ -1,0 +1,38 @@
+"""Where downloaded and decoded data is kept between runs, and how it is written safely.
+
+The cache folder is `$TINYFACE_CACHE`, else `$XDG_CACHE_HOME/tinyface`, else `~/.cache/tinyface`. Files
+are written to a temporary file in the same folder and renamed into place (`os.replace` is atomic), so an
+interrupted run never leaves a half-written file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def user_cache_dir() -> Path:
+    """The folder tinyface caches data in (not created here)."""
+    if os.environ.get("TINYFACE_CACHE"):
+        return Path(os.environ["TINYFACE_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "tinyface"
+    return Path.home() / ".cache" / "tinyface"
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Create `path` by calling `write(file)` on a temporary file next to it, then renaming it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path

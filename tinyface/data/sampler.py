@@ -1,0 +1,79 @@
+"""P x K batches: P identities, K images of each, so every batch holds anchor-positive pairs to mine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+
+class PKSampler:
+    """Index batches of shape (P * K,): P distinct identities, K images of each, grouped by person.
+
+    A person's K images are drawn without replacement when they have at least K, with replacement otherwise.
+    Identities with fewer than 2 images cannot give an anchor-positive pair: they are skipped and counted in
+    `skipped_identities`. Asking for more identities per batch than there are usable ones is an error (rather
+    than silently shrinking the batch). Each epoch yields `batches_per_epoch` batches (default: about one pass
+    over the usable images); iterating again continues the generator's stream, so epochs differ but a run
+    is reproducible from its seed.
+    """
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        people_per_batch: int,
+        images_per_person: int,
+        rng: np.random.Generator | int,
+        batches_per_epoch: int | None = None,
+    ):
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+        if people_per_batch < 1 or images_per_person < 2:
+            raise ValueError(
+                f"need people_per_batch >= 1 and images_per_person >= 2 (for anchor-positive pairs), "
+                f"got P={people_per_batch}, K={images_per_person}"
+            )
+        identities, counts = np.unique(labels, return_counts=True)
+        usable = counts >= 2
+        self.skipped_identities = int(np.sum(~usable))
+        if usable.sum() < people_per_batch:
+            raise ValueError(
+                f"P={people_per_batch} identities per batch, but only {usable.sum()} identities have 2 or "
+                f"more "
+                f"images ({self.skipped_identities} have one); lower people_per_batch or add data"
+            )
+        self.people_per_batch, self.images_per_person = people_per_batch, images_per_person
+        self.rng = np.random.default_rng(rng)
+        self.identities, self.counts = identities[usable], counts[usable]
+        # The images of usable identity u are by_identity[starts[u] : starts[u] + counts[u]].
+        order = np.argsort(labels, kind="stable")
+        self.by_identity = order[np.isin(labels[order], self.identities)]
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        if batches_per_epoch is not None and batches_per_epoch < 1:
+            raise ValueError(f"batches_per_epoch must be positive, got {batches_per_epoch}")
+        batch = people_per_batch * images_per_person
+        self.batches_per_epoch = batches_per_epoch or max(1, len(self.by_identity) // batch)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for _ in range(self.batches_per_epoch):
+            yield self.sample()
+
+    def sample(self) -> np.ndarray:
+        """One batch of indices into `labels`, (P * K,): K of the first person, then K of the second..."""
+        p, k = self.people_per_batch, self.images_per_person
+        chosen = self.rng.choice(len(self.identities), size=p, replace=False)
+        counts = self.counts[chosen]
+        # Without replacement: rank random keys within each person (padding keys are +inf), take the first K.
+        keys = self.rng.random((p, counts.max()))
+        keys[np.arange(counts.max()) >= counts[:, None]] = np.inf
+        distinct = np.argsort(keys, axis=1)[:, :k]
+        # With replacement, for people with fewer than K images.
+        repeated = self.rng.integers(0, counts[:, None], size=(p, k))
+        if distinct.shape[1] < k:  # nobody chosen has K images
+            distinct = repeated
+        offsets = np.where(counts[:, None] >= k, distinct, repeated)
+        return self.by_identity[self.starts[chosen][:, None] + offsets].reshape(-1)

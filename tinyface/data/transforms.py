@@ -1,0 +1,116 @@
+"""Image transforms on whole batches (N, C, H, W), no loop over images. Random ones take a Generator."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def to_float32(images: np.ndarray) -> np.ndarray:
+    """uint8 images -> float32 in [0, 1]; float images are cast to float32 unchanged."""
+    images = _check_batch(images)
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / np.float32(255)
+    return images.astype(np.float32, copy=False)
+
+
+def prewhiten(images: np.ndarray) -> np.ndarray:
+    """FaceNet's per-image standardisation: (x - mean) / max(std, 1 / sqrt(n)), n = C * H * W.
+
+    The floor on std keeps a flat image (std 0) finite.
+    """
+    x = to_float32(images)
+    n = np.prod(x.shape[1:])
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    std = np.maximum(x.std(axis=(1, 2, 3), keepdims=True), np.float32(1 / np.sqrt(n)))
+    return (x - mean) / std
+
+
+def standardize(images: np.ndarray, mean: float | np.ndarray, std: float | np.ndarray) -> np.ndarray:
+    """(x - mean) / std with fixed statistics: scalars or one value per channel, (C,)."""
+    x = to_float32(images)
+    mean, std = (np.asarray(v, dtype=np.float32).reshape(-1, 1, 1) for v in (mean, std))
+    if np.any(std <= 0):
+        raise ValueError(f"std must be positive, got {std.ravel()}")
+    return (x - mean) / std
+
+
+def random_flip(images: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.ndarray:
+    """Mirror each image left-right with probability p."""
+    images = _check_batch(images)
+    flip = rng.random(len(images)) < p
+    return np.where(flip[:, None, None, None], images[..., ::-1], images)
+
+
+def random_crop(
+    images: np.ndarray,
+    rng: np.random.Generator,
+    size: int | tuple[int, int] | None = None,
+    padding: int = 0,
+) -> np.ndarray:
+    """A random window of each image: zero-pad by `padding` on every side, then crop `size` (default: the
+    original H, W, so the output has the input's shape and the image shifts by up to `padding` pixels)."""
+    images = _check_batch(images)
+    n, _, h, w = images.shape
+    crop_h, crop_w = (h, w) if size is None else _pair(size)
+    if padding:
+        images = np.pad(images, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    room_h, room_w = images.shape[2] - crop_h, images.shape[3] - crop_w
+    if room_h < 0 or room_w < 0:
+        raise ValueError(f"crop {crop_h}x{crop_w} is larger than the (padded) images {images.shape[2:]}")
+    top = rng.integers(0, room_h + 1, size=n)
+    left = rng.integers(0, room_w + 1, size=n)
+    # windows[n, c, i, j] is the crop_h x crop_w window whose top-left corner is (i, j): a view, no copy.
+    windows = sliding_window_view(images, (crop_h, crop_w), axis=(2, 3))
+    return windows[np.arange(n), :, top, left]  # (N, C, crop_h, crop_w)
+
+
+def center_crop(images: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """The central `size` window of each image."""
+    images = _check_batch(images)
+    crop_h, crop_w = _pair(size)
+    h, w = images.shape[2:]
+    if crop_h > h or crop_w > w:
+        raise ValueError(f"crop {crop_h}x{crop_w} is larger than the images {h}x{w}")
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    return images[:, :, top : top + crop_h, left : left + crop_w]
+
+
+def resize(images: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of every image to `size`, antialiased when shrinking (as Pillow's BILINEAR).
+
+    Separable: out = Ry @ x @ Rx^T, where row i of Ry holds the weights of the input rows for output row i
+    (a triangle filter centred on the output pixel, widened by the shrink factor). uint8 stays uint8.
+    """
+    images = _check_batch(images)
+    out_h, out_w = _pair(size)
+    rows = _resize_weights(images.shape[2], out_h)
+    cols = _resize_weights(images.shape[3], out_w)
+    out = rows @ images.astype(np.float32) @ cols.T
+    if images.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out
+
+
+def _resize_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) interpolation matrix of a triangle filter in half-pixel-centre coordinates."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)  # widen the filter when shrinking, so every input pixel contributes
+    centres = (np.arange(n_out) + 0.5) * scale  # output pixel centres in input coordinates
+    distance = np.abs(np.arange(n_in) + 0.5 - centres[:, None]) / support
+    weights = np.maximum(0.0, 1.0 - distance)
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    h, w = (size, size) if np.isscalar(size) else size
+    if h < 1 or w < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    return int(h), int(w)
+
+
+def _check_batch(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch of images (N, C, H, W), got shape {images.shape}")
+    return images

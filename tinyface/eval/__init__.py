@@ -1,0 +1,60 @@
+"""Evaluation: verification metrics (ROC, AUC, EER, VAL@FAR, k-fold accuracy), pair protocols,
+1:N identification, and baselines (raw pixels, eigenfaces)."""
+
+from tinyface.eval.baselines import Eigenfaces, l2_normalize, pixel_embeddings
+from tinyface.eval.identification import (
+    OpenSetResult,
+    cmc,
+    one_shot_rank1,
+    open_set_identification,
+    split_gallery,
+    squared_distances,
+)
+from tinyface.eval.metrics import (
+    KFoldAccuracy,
+    KFoldVal,
+    ValAtFar,
+    accuracy_at,
+    auc,
+    best_threshold,
+    eer,
+    far_frr,
+    kfold_accuracy,
+    kfold_val,
+    roc_curve,
+    stratified_folds,
+    threshold_at_far,
+    val_at_far,
+    verification_report,
+)
+from tinyface.eval.protocols import lfw_pairs_to_indices, pair_distances, pairs_from_labels
+
+__all__ = [
+    "Eigenfaces",
+    "KFoldAccuracy",
+    "KFoldVal",
+    "OpenSetResult",
+    "ValAtFar",
+    "accuracy_at",
+    "auc",
+    "best_threshold",
+    "cmc",
+    "eer",
+    "far_frr",
+    "kfold_accuracy",
+    "kfold_val",
+    "l2_normalize",
+    "lfw_pairs_to_indices",
+    "one_shot_rank1",
+    "open_set_identification",
+    "pair_distances",
+    "pairs_from_labels",
+    "pixel_embeddings",
+    "roc_curve",
+    "split_gallery",
+    "squared_distances",
+    "stratified_folds",
+    "threshold_at_far",
+    "val_at_far",
+    "verification_report",
+]

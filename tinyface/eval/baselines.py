@@ -1,0 +1,69 @@
+"""Baselines a learned embedding has to beat, on the same squared-L2 scale [0, 4] (unit-length embeddings)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows scaled to unit length: x / max(||x||, eps) (an all-zero row stays zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
+
+
+def pixel_embeddings(images: np.ndarray) -> np.ndarray:
+    """Raw pixels as embeddings: each image (C, H, W) flattened and L2-normalised, float32 (N, C*H*W)."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected images (N, C, H, W), got shape {images.shape}")
+    return l2_normalize(images.reshape(len(images), -1).astype(np.float32))
+
+
+class Eigenfaces:
+    """PCA of face pixels (Turk & Pentland, 1991): project on the top principal components, then L2-normalise.
+
+    fit: mean face m and the first n_components right singular vectors V of the centred training pixels
+    X - m = U S V^T (fit on training identities only). transform: l2_normalize((x - m) V^T).
+    """
+
+    def __init__(self, n_components: int):
+        if n_components < 1:
+            raise ValueError(f"n_components must be positive, got {n_components}")
+        self.n_components = n_components
+        self.mean: np.ndarray | None = None
+        self.components: np.ndarray | None = None  # (n_components, C*H*W), orthonormal rows
+        self.explained_variance_ratio: np.ndarray | None = None
+
+    def fit(self, images: np.ndarray) -> Eigenfaces:
+        x = _pixels(images)
+        if self.n_components > min(x.shape):
+            raise ValueError(
+                f"n_components={self.n_components} exceeds min(images, pixels) = {min(x.shape)} "
+                f"for {x.shape[0]} "
+                f"training images of {x.shape[1]} pixels"
+            )
+        self.mean = x.mean(axis=0)
+        _, singular_values, vt = np.linalg.svd(x - self.mean, full_matrices=False)
+        self.components = vt[: self.n_components]
+        variance = singular_values**2
+        self.explained_variance_ratio = variance[: self.n_components] / variance.sum()
+        return self
+
+    def transform(self, images: np.ndarray) -> np.ndarray:
+        """Unit-length embeddings (N, n_components), float32."""
+        if self.components is None:
+            raise RuntimeError("call fit(train_images) before transform")
+        x = _pixels(images)
+        if x.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"images have {x.shape[1]} pixels, the model was fit on {self.mean.shape[0]}")
+        return l2_normalize((x - self.mean) @ self.components.T)
+
+    def fit_transform(self, images: np.ndarray) -> np.ndarray:
+        return self.fit(images).transform(images)
+
+
+def _pixels(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected images (N, C, H, W), got shape {images.shape}")
+    x = images.reshape(len(images), -1).astype(np.float32)
+    return x / 255 if images.dtype == np.uint8 else x

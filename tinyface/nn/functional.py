@@ -1,0 +1,342 @@
+"""Neural-network ops with PyTorch's names and argument orders, each a `Function` (forward and backward together).
+
+Images are `(N, C, H, W)`. Convolution is im2col + one matrix product: the (C, kh, kw) patch under every output
+pixel is laid out as a column, so that the convolution with O filters is  out = W (O, C*kh*kw) @ cols.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from tinyface.backend import array_module
+from tinyface.ops import ReLU, unbroadcast
+from tinyface.tensor import Function, Tensor
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int], writeable: bool = False) -> Any:
+    """A strided view (N, C, Ho, Wo, kh, kw) of every kh x kw window of x (no copy)."""
+    xp = array_module(x)
+    view = xp.lib.stride_tricks.sliding_window_view(x, kernel, axis=(2, 3), writeable=writeable)
+    return view[:, :, :: stride[0], :: stride[1]]
+
+
+def _add_windows(grad_windows: Any, shape: tuple[int, ...], stride: tuple[int, int]) -> Any:
+    """The adjoint of `_windows`: add every window's gradient (N, C, Ho, Wo, kh, kw) back onto an image of
+    `shape`. One vectorised add per kernel offset (kh * kw of them), never a loop over pixels."""
+    xp = array_module(grad_windows)
+    out = xp.zeros(shape, dtype=grad_windows.dtype)
+    _, _, ho, wo, kh, kw = grad_windows.shape
+    sh, sw = stride
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += grad_windows[..., i, j]
+    return out
+
+
+def _pad_images(x: Any, padding: tuple[int, int], value: float = 0.0) -> Any:
+    if padding == (0, 0):
+        return x
+    ph, pw = padding
+    return array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _pad_channel_major(x: Any, padding: tuple[int, int]) -> Any:
+    """Zero-pad (N, C, H, W) images into an array laid out in memory as (C, N, H, W) (see Conv2d)."""
+    xp = array_module(x)
+    n, c, h, w = x.shape
+    ph, pw = padding
+    padded = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    padded[:, :, ph : ph + h, pw : pw + w] = x.transpose(1, 0, 2, 3)
+    return padded
+
+
+class Conv2d(Function):
+    """out[n, o] = sum_{c, i, j} w[o, c, i, j] * x_pad[n, c, s*y + i, s*x + j]  (+ b[o]).
+
+    As one matrix product: cols (C*kh*kw, N*Ho*Wo) holds the patch under every output pixel of every image,
+    and out (O, N*Ho*Wo) = W (O, C*kh*kw) @ cols. Backward:
+
+        dW = g @ cols^T,   dcols = W^T @ g   (then each patch's gradient is added back onto the image)
+
+    The product comes out channel-major, (O, N, Ho, Wo) in memory; we hand it on as an (N, O, Ho, Wo) view
+    rather than copying it, and the next convolution reads that layout directly.
+    """
+
+    def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
+        n, c, h, w = x.shape
+        o, c_w, kh, kw = weight.shape
+        if c != c_w:
+            raise ValueError(f"conv2d: input has {c} channels but the weight expects {c_w}")
+        self.x_shape, self.stride, self.padding = x.shape, stride, padding
+        x_padded = _pad_channel_major(x, padding)  # (C, N, Hp, Wp)
+        self.padded_shape = x_padded.shape
+        windows = _windows(x_padded, (kh, kw), stride)  # (C, N, Ho, Wo, kh, kw), a view
+        ho, wo = windows.shape[2], windows.shape[3]
+        self.cols = windows.transpose(0, 4, 5, 1, 2, 3).reshape(c * kh * kw, n * ho * wo)  # im2col: one copy
+        self.weight = weight
+        out = weight.reshape(o, -1) @ self.cols
+        if bias is not None:
+            out += bias.reshape(o, 1)
+        self.has_bias = bias is not None
+        return out.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
+
+    def backward(self, grad):
+        n, o, ho, wo = grad.shape
+        _, c, kh, kw = self.weight.shape
+        g = grad.transpose(1, 0, 2, 3).reshape(o, n * ho * wo)
+        grad_weight = (g @ self.cols.T).reshape(self.weight.shape)
+        grad_bias = g.sum(axis=1) if self.has_bias else None
+        grad_x = None
+        if self.needs_input_grad[0]:
+            grad_cols = self.weight.reshape(o, -1).T @ g  # (C*kh*kw, N*Ho*Wo)
+            grad_windows = grad_cols.reshape(c, kh, kw, n, ho, wo).transpose(0, 3, 4, 5, 1, 2)
+            grad_padded = _add_windows(grad_windows, self.padded_shape, self.stride)  # (C, N, Hp, Wp)
+            ph, pw = self.padding
+            h, w = self.x_shape[2], self.x_shape[3]
+            grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
+        return grad_x, grad_weight, grad_bias
+
+
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> Tensor:
+    """2-D convolution (cross-correlation, as in every deep-learning library) of `(N, C, H, W)` images with
+    `(O, C, kh, kw)` filters: `(N, O, Ho, Wo)` with Ho = (H + 2 p - kh) // s + 1."""
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(
+            f"conv2d expects (N, C, H, W) images and (O, C, kh, kw) weights, got {x.shape} and {weight.shape}"
+        )
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*inputs, stride=_pair(stride), padding=_pair(padding))
+
+
+class MaxPool2d(Function):
+    """The largest value in each window. Its gradient goes to the position that held it, shared equally at a
+    tie (as for `Tensor.max`). Both directions loop over the kh * kw offsets inside the window, each step a
+    whole-array op on a strided view (fast for any layout; never a loop over pixels)."""
+
+    def forward(self, x, kernel_size, stride, padding):
+        self.x_shape, self.padding, self.stride = x.shape, padding, stride
+        self.x_padded = _pad_images(x, padding, value=-np.inf)
+        self.windows = _windows(self.x_padded, kernel_size, stride)  # (N, C, Ho, Wo, kh, kw), a view
+        self.offsets = [(i, j) for i in range(kernel_size[0]) for j in range(kernel_size[1])]
+        self.out = functools.reduce(array_module(x).maximum, (self.windows[..., i, j] for i, j in self.offsets))
+        return self.out
+
+    def backward(self, grad):
+        xp = array_module(grad)
+        winners = [self.windows[..., i, j] == self.out for i, j in self.offsets]
+        share = grad / functools.reduce(xp.add, (w.astype(grad.dtype) for w in winners))
+        grad_x = xp.zeros_like(self.x_padded)
+        grad_windows = _windows(grad_x, self.windows.shape[-2:], self.stride, writeable=True)  # view of grad_x
+        for (i, j), won in zip(self.offsets, winners, strict=True):
+            grad_windows[..., i, j] += won * share
+        ph, pw = self.padding
+        return grad_x[:, :, ph : ph + self.x_shape[2], pw : pw + self.x_shape[3]]
+
+
+def max_pool2d(
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+) -> Tensor:
+    """Max over each kernel_size window, moving by `stride` (default: kernel_size)."""
+    kernel = _pair(kernel_size)
+    return MaxPool2d.apply(x, kernel_size=kernel, stride=_pair(stride or kernel), padding=_pair(padding))
+
+
+class AvgPool2d(Function):
+    """The mean of each window (zero padding counts, as in PyTorch's default)."""
+
+    def forward(self, x, kernel_size, stride, padding):
+        self.x_shape, self.stride, self.padding, self.kernel = x.shape, stride, padding, kernel_size
+        x_padded = _pad_images(x, padding)
+        self.padded_shape = x_padded.shape
+        return _windows(x_padded, kernel_size, stride).mean(axis=(-2, -1))
+
+    def backward(self, grad):
+        xp = array_module(grad)
+        kh, kw = self.kernel
+        share = grad / (kh * kw)
+        grad_windows = xp.broadcast_to(share[..., None, None], (*grad.shape, kh, kw))
+        grad_x = _add_windows(grad_windows, self.padded_shape, self.stride)
+        ph, pw = self.padding
+        return grad_x[:, :, ph : ph + self.x_shape[2], pw : pw + self.x_shape[3]]
+
+
+def avg_pool2d(
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+) -> Tensor:
+    kernel = _pair(kernel_size)
+    return AvgPool2d.apply(x, kernel_size=kernel, stride=_pair(stride or kernel), padding=_pair(padding))
+
+
+def adaptive_avg_pool2d_to_1(x: Tensor) -> Tensor:
+    """Global average pooling: (N, C, H, W) -> (N, C)."""
+    return x.mean(axis=(2, 3))
+
+
+class BatchNorm(Function):
+    """y = gamma * xhat + beta,  xhat = (x - mean) / sqrt(var + eps), with the mean and (biased) variance of
+    each channel (axis 1) over all other axes. Backward, with m values per channel:
+
+        dx = gamma / sqrt(var + eps) * (g - mean(g) - xhat * mean(g * xhat))
+
+    Both directions are written as per-channel affine maps of whole arrays (y = a x + b; dx = a g + c x + d),
+    so that each costs a couple of passes over memory instead of one temporary per term.
+    """
+
+    def forward(self, x, weight, bias, eps=1e-5):
+        xp = array_module(x)
+        self.axes = (0,) + tuple(range(2, x.ndim))
+        self.shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = x.mean(axis=self.axes)
+        var = x.var(axis=self.axes)
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        scale = (weight * inv_std).astype(x.dtype)
+        self.x, self.weight, self.mean, self.inv_std = x, weight, mean, inv_std
+        self.batch_mean, self.batch_var = mean, var
+        out = x * scale.reshape(self.shape)
+        out += (bias - mean * scale).reshape(self.shape)
+        return out
+
+    def backward(self, grad):
+        count = grad.size // grad.shape[1]
+        sum_g = grad.sum(axis=self.axes)
+        sum_gx = (grad * self.x).sum(axis=self.axes)
+        mean_g = sum_g / count
+        mean_g_xhat = (sum_gx / count - self.mean * mean_g) * self.inv_std  # mean(g * xhat)
+        grad_weight = mean_g_xhat * count
+        scale = self.weight * self.inv_std
+        x_coefficient = -scale * self.inv_std * mean_g_xhat
+        constant = -scale * mean_g - x_coefficient * self.mean
+        grad_x = grad * scale.reshape(self.shape)
+        grad_x += self.x * x_coefficient.reshape(self.shape)
+        grad_x += constant.reshape(self.shape)
+        return grad_x, grad_weight.astype(grad.dtype), sum_g
+
+
+def batch_norm(
+    x: Tensor,
+    running_mean: Any,
+    running_var: Any,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalisation over axis 1 of (N, C) or (N, C, H, W). In training it normalises with the batch's
+    statistics and updates the running ones in place (running = (1 - momentum) running + momentum batch, with
+    the unbiased variance); in evaluation it uses the running statistics."""
+    xp = array_module(x.data)
+    channels = x.shape[1]
+    weight = weight if weight is not None else Tensor(xp.ones(channels, dtype=x.dtype))
+    bias = bias if bias is not None else Tensor(xp.zeros(channels, dtype=x.dtype))
+    if training:
+        if x.size // channels < 2:
+            raise ValueError(f"batch_norm in training needs more than one value per channel, got shape {x.shape}")
+        out = BatchNorm.apply(x, weight, bias, eps=eps)
+        if running_mean is not None:
+            # the op computed the batch statistics already (when no graph was recorded, compute them here)
+            stats = out._ctx if out._ctx is not None else BatchNorm()
+            if out._ctx is None:
+                stats.forward(x.data, weight.data, bias.data, eps=eps)
+            count = x.size // channels
+            running_mean *= 1 - momentum
+            running_mean += momentum * stats.batch_mean
+            running_var *= 1 - momentum
+            running_var += momentum * stats.batch_var * (count / (count - 1))
+        return out
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    scale = weight * Tensor(1.0 / xp.sqrt(running_var + eps)).reshape(shape[1:2])
+    return (x - Tensor(running_mean).reshape(shape)) * scale.reshape(shape) + bias.reshape(shape)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
+    out = x @ weight.T
+    return out + bias if bias is not None else out
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLU.apply(x)
+
+
+class Normalize(Function):
+    """y = x / max(||x||_2, eps) along `dim`. Where the norm exceeds eps:
+
+        dy/dx^T g = (g - y (y . g)) / ||x||
+
+    and where it does not (x near 0) y = x / eps, whose gradient is g / eps: no NaN at zero norm."""
+
+    def forward(self, x, dim=-1, eps=1e-12):
+        xp = array_module(x)
+        norm = xp.sqrt((x * x).sum(axis=dim, keepdims=True))
+        self.scaled = norm > eps
+        self.denominator = xp.maximum(norm, eps)
+        self.out = x / self.denominator
+        self.dim = dim
+        return self.out
+
+    def backward(self, grad):
+        radial = (self.out * grad).sum(axis=self.dim, keepdims=True) * self.scaled
+        return (grad - self.out * radial) / self.denominator
+
+
+def normalize(x: Tensor, p: float = 2, dim: int = -1, eps: float = 1e-12) -> Tensor:
+    """Scale each vector along `dim` to unit L2 norm (the embedding lies on the unit hypersphere)."""
+    if p != 2:
+        raise ValueError(f"normalize supports p=2 only (the face embedding is L2-normalised), got p={p}")
+    return Normalize.apply(x, dim=dim, eps=eps)
+
+
+class Dropout(Function):
+    """Zero each value with probability p and scale the rest by 1 / (1 - p) (inverted dropout)."""
+
+    def forward(self, x, p, rng):
+        keep = rng.random(x.shape) >= p
+        self.mask = array_module(x).asarray(keep, dtype=x.dtype) / (1 - p)
+        return x * self.mask
+
+    def backward(self, grad):
+        return grad * self.mask
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    from tinyface.random import default_generator
+
+    return Dropout.apply(x, p=p, rng=rng or default_generator())
+
+
+__all__ = [
+    "adaptive_avg_pool2d_to_1",
+    "avg_pool2d",
+    "batch_norm",
+    "conv2d",
+    "dropout",
+    "linear",
+    "max_pool2d",
+    "normalize",
+    "relu",
+    "unbroadcast",
+]
