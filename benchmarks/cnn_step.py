@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 import tinyface as tf
+from tinyface.backend import keep_freed_memory
 from tinyface.models import reference_cnn
 from tinyface.optim import Adam
 
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
+    keep_freed_memory()  # applies to both libraries: same process, same allocator
     rng = np.random.default_rng(0)
     images = rng.standard_normal((args.batch, 1, 64, 64)).astype(np.float32)
     target = rng.standard_normal((args.batch, 128)).astype(np.float32)

@@ -195,7 +195,7 @@ class Abs(Function):
 class ReLU(Function):
     def forward(self, x):
         self.positive = x > 0
-        return x * self.positive
+        return array_module(x).maximum(x, 0)  # not x * positive: -inf * False is NaN
 
     def backward(self, grad):
         return grad * self.positive
@@ -305,10 +305,10 @@ class MatMul(Function):
         xp = array_module(grad)
         a = self.a[None, :] if self.a.ndim == 1 else self.a  # a vector is a (1, n) row ...
         b = self.b[:, None] if self.b.ndim == 1 else self.b  # ... or an (n, 1) column
+        if self.b.ndim == 1:  # first, so that the () gradient of vector @ vector becomes (1, 1)
+            grad = xp.expand_dims(grad, -1)
         if self.a.ndim == 1:
             grad = xp.expand_dims(grad, -2)
-        if self.b.ndim == 1:
-            grad = xp.expand_dims(grad, -1)
         grad_a = grad @ xp.swapaxes(b, -1, -2)
         grad_b = xp.swapaxes(a, -1, -2) @ grad
         grad_a = unbroadcast(grad_a, a.shape).reshape(self.a.shape)
@@ -328,7 +328,7 @@ class Reshape(Function):
 
 class Permute(Function):
     def forward(self, x, axes):
-        self.axes = tuple(axes)
+        self.axes = tuple(a % x.ndim for a in axes)  # negative axes would confuse argsort in backward
         return x.transpose(self.axes)
 
     def backward(self, grad):

@@ -139,7 +139,8 @@ class Tensor:
             if node_grad is None:
                 continue
             if node._ctx is None:  # a leaf: accumulate
-                node.grad = node_grad if node.grad is None else node.grad + node_grad
+                # a copy the first time: node_grad may be a read-only broadcast view, or shared with other tensors
+                node.grad = node_grad.copy() if node.grad is None else node.grad + node_grad
                 continue
             node.grad = node_grad
             ctx = node._ctx
@@ -266,7 +267,7 @@ class Tensor:
             axes = tuple(axes[0])
         if len(axes) == 0:
             axes = tuple(reversed(range(self.ndim)))
-        elif len(axes) == 2 and self.ndim != 2:
+        elif len(axes) == 2:
             order = list(range(self.ndim))
             order[axes[0]], order[axes[1]] = order[axes[1]], order[axes[0]]
             axes = tuple(order)

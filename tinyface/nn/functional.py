@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tinyface.backend import array_module
+from tinyface.nn import numba_cpu
 from tinyface.ops import ReLU, unbroadcast
 from tinyface.tensor import Function, Tensor
 
@@ -122,26 +123,41 @@ def conv2d(
 
 
 class MaxPool2d(Function):
-    """The largest value in each window. Its gradient goes to the position that held it, shared equally at a
-    tie (as for `Tensor.max`). Both directions loop over the kh * kw offsets inside the window, each step a
-    whole-array op on a strided view (fast for any layout; never a loop over pixels)."""
+    """The largest value in each window; its gradient goes to the first position that holds it (as in PyTorch).
+
+    Both directions loop over the kh * kw offsets inside the window, each step a whole-array op on a strided
+    view (never a loop over pixels). When windows do not overlap, each input pixel belongs to one window, so
+    backward writes every pixel once instead of adding into zeros."""
 
     def forward(self, x, kernel_size, stride, padding):
         self.x_shape, self.padding, self.stride = x.shape, padding, stride
         self.x_padded = _pad_images(x, padding, value=-np.inf)
         self.windows = _windows(self.x_padded, kernel_size, stride)  # (N, C, Ho, Wo, kh, kw), a view
         self.offsets = [(i, j) for i in range(kernel_size[0]) for j in range(kernel_size[1])]
+        self.tiled = stride == kernel_size and all(
+            n % k == 0 for n, k in zip(self.x_padded.shape[2:], kernel_size, strict=True)
+        )
+        self.compiled = self.tiled and padding == (0, 0) and numba_cpu.ENABLED and array_module(x) is np
+        if self.compiled:  # one pass in a compiled loop (nn/numba_cpu.py); the NumPy code below is the reference
+            self.out, self.winner = numba_cpu.maxpool2d_forward(x, kernel_size)
+            return self.out
         self.out = functools.reduce(array_module(x).maximum, (self.windows[..., i, j] for i, j in self.offsets))
         return self.out
 
     def backward(self, grad):
+        if self.compiled:
+            return numba_cpu.maxpool2d_backward(grad, self.winner, self.windows.shape[-2:])
         xp = array_module(grad)
-        winners = [self.windows[..., i, j] == self.out for i, j in self.offsets]
-        share = grad / functools.reduce(xp.add, (w.astype(grad.dtype) for w in winners))
-        grad_x = xp.zeros_like(self.x_padded)
+        grad_x = xp.empty_like(self.x_padded) if self.tiled else xp.zeros_like(self.x_padded)
         grad_windows = _windows(grad_x, self.windows.shape[-2:], self.stride, writeable=True)  # view of grad_x
-        for (i, j), won in zip(self.offsets, winners, strict=True):
-            grad_windows[..., i, j] += won * share
+        unclaimed = xp.ones(grad.shape, dtype=bool)  # windows whose maximum has not been given its gradient
+        for i, j in self.offsets:
+            first = (self.windows[..., i, j] == self.out) & unclaimed
+            unclaimed &= ~first
+            if self.tiled:
+                grad_windows[..., i, j] = grad * first
+            else:
+                grad_windows[..., i, j] += grad * first
         ph, pw = self.padding
         return grad_x[:, :, ph : ph + self.x_shape[2], pw : pw + self.x_shape[3]]
 
@@ -205,30 +221,41 @@ class BatchNorm(Function):
         xp = array_module(x)
         self.axes = (0,) + tuple(range(2, x.ndim))
         self.shape = (1, -1) + (1,) * (x.ndim - 2)
-        mean = x.mean(axis=self.axes)
-        var = x.var(axis=self.axes)
+        self.compiled = x.ndim == 4 and numba_cpu.ENABLED and xp is np  # see nn/numba_cpu.py
+        if self.compiled:
+            mean, var = numba_cpu.batchnorm_statistics(x)
+        else:
+            mean, var = x.mean(axis=self.axes), x.var(axis=self.axes)
         inv_std = 1.0 / xp.sqrt(var + eps)
-        scale = (weight * inv_std).astype(x.dtype)
+        scale = weight * inv_std
+        shift = bias - mean * scale
         self.x, self.weight, self.mean, self.inv_std = x, weight, mean, inv_std
-        self.batch_mean, self.batch_var = mean, var
-        out = x * scale.reshape(self.shape)
-        out += (bias - mean * scale).reshape(self.shape)
+        self.batch_mean, self.batch_var = mean.astype(x.dtype), var.astype(x.dtype)
+        if self.compiled:
+            return numba_cpu.channel_affine(x, scale, shift)
+        out = x * scale.astype(x.dtype).reshape(self.shape)
+        out += shift.astype(x.dtype).reshape(self.shape)
         return out
 
     def backward(self, grad):
         count = grad.size // grad.shape[1]
-        sum_g = grad.sum(axis=self.axes)
-        sum_gx = (grad * self.x).sum(axis=self.axes)
+        if self.compiled:
+            sum_g, sum_gx = numba_cpu.batchnorm_backward_sums(grad, self.x)
+        else:
+            sum_g, sum_gx = grad.sum(axis=self.axes), (grad * self.x).sum(axis=self.axes)
         mean_g = sum_g / count
         mean_g_xhat = (sum_gx / count - self.mean * mean_g) * self.inv_std  # mean(g * xhat)
-        grad_weight = mean_g_xhat * count
         scale = self.weight * self.inv_std
         x_coefficient = -scale * self.inv_std * mean_g_xhat
         constant = -scale * mean_g - x_coefficient * self.mean
-        grad_x = grad * scale.reshape(self.shape)
-        grad_x += self.x * x_coefficient.reshape(self.shape)
-        grad_x += constant.reshape(self.shape)
-        return grad_x, grad_weight.astype(grad.dtype), sum_g
+        if self.compiled:
+            grad_x = numba_cpu.channel_affine2(grad, self.x, scale, x_coefficient, constant)
+        else:
+            grad_x = grad * scale.astype(grad.dtype).reshape(self.shape)
+            grad_x += self.x * x_coefficient.astype(grad.dtype).reshape(self.shape)
+            grad_x += constant.astype(grad.dtype).reshape(self.shape)
+        grad_weight = (mean_g_xhat * count).astype(grad.dtype)
+        return grad_x, grad_weight, sum_g.astype(grad.dtype)
 
 
 def batch_norm(

@@ -54,15 +54,23 @@ class Module:
             if isinstance(value, Module):
                 yield name, value
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def named_modules(self, prefix: str = "", _seen: set[int] | None = None) -> Iterator[tuple[str, Module]]:
+        """This module and every sub-module, each once (a module used twice is listed under its first name)."""
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         yield prefix, self
         for name, child in self.children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, seen)
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Every Parameter once, even when shared (an optimiser must not update a tied weight twice)."""
+        seen: set[int] = set()
         for prefix, module in self.named_modules():
             for name, value in vars(module).items():
-                if isinstance(value, Parameter):
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
                     yield (f"{prefix}.{name}" if prefix else name), value
 
     def parameters(self) -> list[Parameter]:
