@@ -1,6 +1,6 @@
 """tinyface: FaceNet-style face recognition from scratch, to be read, run and taught."""
 
-from tinyface import ops
+from tinyface import losses, mining, nn, ops, optim
 from tinyface.gradcheck import GradcheckError, gradcheck
 from tinyface.random import manual_seed
 from tinyface.tensor import Function, Tensor, is_grad_enabled, no_grad, tensor
@@ -13,6 +13,10 @@ __all__ = [
     "Tensor",
     "__version__",
     "gradcheck",
+    "losses",
+    "mining",
+    "nn",
+    "optim",
     "is_grad_enabled",
     "manual_seed",
     "no_grad",
