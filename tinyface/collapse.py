@@ -52,7 +52,7 @@ class CollapseConfig:
     """Settings of the demo. The reference CNN runs on 32x32 images here (it is fully convolutional) so that the
     three trainings fit in two minutes on two cores."""
 
-    epochs: int = 10
+    epochs: int = 16
     steps_per_epoch: int = 8
     image_size: int = 32
     people_per_batch: int = 8
