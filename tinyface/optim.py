@@ -93,13 +93,16 @@ class Adam(Optimizer):
         if "m" not in state:
             xp = array_module(p.data)
             state["m"], state["v"] = xp.zeros_like(p.data), xp.zeros_like(p.data)
+        # the step count is per parameter (as in torch.optim): one that had no gradient for a while starts its
+        # bias correction at t = 1 when it first gets one
+        state["step"] = t = int(state.get("step", 0)) + 1
         m, v = state["m"], state["v"]
         m *= beta1
         m += (1 - beta1) * grad
         v *= beta2
         v += (1 - beta2) * grad * grad
-        step_size = self.lr / (1 - beta1**self.steps)
-        denominator = array_module(v).sqrt(v / (1 - beta2**self.steps)) + self.eps
+        step_size = self.lr / (1 - beta1**t)
+        denominator = array_module(v).sqrt(v / (1 - beta2**t)) + self.eps
         if self.weight_decay and self.decoupled:
             p.data -= self.lr * self.weight_decay * p.data
         p.data -= step_size * m / denominator
