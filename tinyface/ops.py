@@ -340,7 +340,7 @@ class GetItem(Function):
 
     def forward(self, x, index):
         self.shape, self.dtype = x.shape, x.dtype
-        self.index = index.data if isinstance(index, Tensor) else index
+        self.index = index.data.astype(np.int64) if isinstance(index, Tensor) else index  # Tensors hold floats
         return x[self.index]
 
     def backward(self, grad):
