@@ -1,7 +1,8 @@
 """Evaluation: verification metrics (ROC, AUC, EER, VAL@FAR, k-fold accuracy), pair protocols,
-1:N identification, and baselines (raw pixels, eigenfaces)."""
+1:N identification (closed and open set), N:N clustering, and baselines (raw pixels, eigenfaces)."""
 
 from tinyface.eval.baselines import Eigenfaces, l2_normalize, pixel_embeddings
+from tinyface.eval.clustering import NOISE, chinese_whispers, cluster_report, dbscan, pairwise_precision_recall
 from tinyface.eval.identification import (
     OpenSetResult,
     cmc,
@@ -27,18 +28,24 @@ from tinyface.eval.metrics import (
     val_at_far,
     verification_report,
 )
+from tinyface.eval.open_set import OpenSetPoint, open_set_report
 from tinyface.eval.protocols import lfw_pairs_to_indices, pair_distances, pairs_from_labels
 
 __all__ = [
+    "NOISE",
     "Eigenfaces",
     "KFoldAccuracy",
     "KFoldVal",
+    "OpenSetPoint",
     "OpenSetResult",
     "ValAtFar",
     "accuracy_at",
     "auc",
     "best_threshold",
+    "chinese_whispers",
+    "cluster_report",
     "cmc",
+    "dbscan",
     "eer",
     "far_frr",
     "kfold_accuracy",
@@ -47,7 +54,9 @@ __all__ = [
     "lfw_pairs_to_indices",
     "one_shot_rank1",
     "open_set_identification",
+    "open_set_report",
     "pair_distances",
+    "pairwise_precision_recall",
     "pairs_from_labels",
     "pixel_embeddings",
     "roc_curve",

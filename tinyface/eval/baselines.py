@@ -42,9 +42,20 @@ class Eigenfaces:
                 f"training images of {x.shape[1]} pixels"
             )
         self.mean = x.mean(axis=0)
-        _, singular_values, vt = np.linalg.svd(x - self.mean, full_matrices=False)
-        self.components = vt[: self.n_components]
-        variance = singular_values**2
+        centred = (x - self.mean).astype(np.float64)
+        if len(centred) < centred.shape[1]:
+            # fewer images than pixels (the usual case): the eigenvectors u of the small N x N Gram matrix X X^T
+            # give the principal axes X^T u / ||X^T u||, with the same eigenvalues (Turk and Pentland's trick)
+            variance, u = np.linalg.eigh(centred @ centred.T)
+            order = np.argsort(variance)[::-1]
+            variance, u = np.maximum(variance[order], 0), u[:, order]
+            axes = (centred.T @ u[:, : self.n_components]).T
+            self.components = axes / np.maximum(np.linalg.norm(axes, axis=1, keepdims=True), 1e-12)
+        else:
+            _, singular_values, vt = np.linalg.svd(centred, full_matrices=False)
+            self.components = vt[: self.n_components]
+            variance = singular_values**2
+        self.components = self.components.astype(x.dtype)
         self.explained_variance_ratio = variance[: self.n_components] / variance.sum()
         return self
 
