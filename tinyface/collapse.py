@@ -114,8 +114,8 @@ def measure(model: FaceCNN, images: np.ndarray, labels: np.ndarray, tau: float) 
     return float(distances.mean()), float(norms.mean()), float(accuracy), embeddings
 
 
-def train_variant(variant: Variant, images: np.ndarray, labels: np.ndarray, eval_index: np.ndarray,
-                  config: CollapseConfig) -> CollapseHistory:
+def train_variant(variant: Variant, images: np.ndarray, labels: np.ndarray, eval_images: np.ndarray,
+                  eval_labels: np.ndarray, config: CollapseConfig) -> CollapseHistory:
     """One training run of the reference CNN with the batch-all triplet loss at the variant's margin.
 
     (Batch-all, not semi-hard: with alpha = 0 a semi-hard negative, d_an > d_ap, never has a positive hinge, so the
@@ -126,7 +126,6 @@ def train_variant(variant: Variant, images: np.ndarray, labels: np.ndarray, eval
     optimizer = AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sampler = PKSampler(labels, config.people_per_batch, config.images_per_person, np.random.default_rng(config.seed))
     history = CollapseHistory(variant)
-    eval_images, eval_labels = images[eval_index], labels[eval_index]
 
     def record(loss: float) -> np.ndarray:
         spread, norm, accuracy, embeddings = measure(model, eval_images, eval_labels, config.tau)
@@ -153,18 +152,23 @@ def train_variant(variant: Variant, images: np.ndarray, labels: np.ndarray, eval
     return history
 
 
-def run_collapse(dataset: FaceDataset, config: CollapseConfig | None = None,
-                 log: Any = print) -> list[CollapseHistory]:
-    """Train every variant from the same seed on `dataset` and return their histories."""
+def run_collapse(dataset: FaceDataset, config: CollapseConfig | None = None, log: Any = print,
+                 held_out: FaceDataset | None = None) -> list[CollapseHistory]:
+    """Train every variant from the same seed on `dataset` and return their histories. The measurements are taken
+    on `held_out` (people the networks never see) when given, else on the first `config.eval_people` people of
+    `dataset` (then the accuracy is a sign of collapse, not a recognition score)."""
     config = config or CollapseConfig()
     images = prepare_images(dataset, config.image_size)
     labels = np.asarray(dataset.labels)
-    people = np.unique(labels)[: config.eval_people]
-    eval_index = np.flatnonzero(np.isin(labels, people))
+    if held_out is not None:
+        eval_images, eval_labels = prepare_images(held_out, config.image_size), np.asarray(held_out.labels)
+    else:
+        chosen = np.isin(labels, np.unique(labels)[: config.eval_people])
+        eval_images, eval_labels = images[chosen], labels[chosen]
     histories = []
     for variant in config.variants:
         start = time.perf_counter()
-        history = train_variant(variant, images, labels, eval_index, config)
+        history = train_variant(variant, images, labels, eval_images, eval_labels, config)
         s = history.summary()
         log(f"{variant.name:<26} loss {s['loss_first']:.3f} -> {s['loss_last']:.3f}   "
             f"spread {s['spread_start']:.3g} -> {s['spread_end']:.3g}   norm {s['norm_start']:.3g} -> "
@@ -177,12 +181,9 @@ def run_collapse(dataset: FaceDataset, config: CollapseConfig | None = None,
 def plot_collapse(histories: list[CollapseHistory], labels: np.ndarray, path: str) -> None:
     """One figure: loss, spread, norm and accuracy per epoch for every variant, and the 2-D projection of the
     embeddings at the start and the end of each run."""
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: no global state, no display needed
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(16, 4 + 3 * len(histories)), constrained_layout=True)
+    fig = Figure(figsize=(16, 4 + 3 * len(histories)), layout="constrained")
     grid = fig.add_gridspec(1 + len(histories), 4)
     curves = [("loss", "loss", False), ("spread", "spread: mean d(i, j)", True),
               ("norm", "mean ||f(x)|| before normalising", True), ("accuracy", "accuracy at fixed tau", False)]
@@ -212,4 +213,3 @@ def plot_collapse(histories: list[CollapseHistory], labels: np.ndarray, path: st
             ax.set_aspect("equal")
             ax.set_title(f"{history.variant.name}: embeddings at the {when} (PCA)")
     fig.savefig(path, dpi=90)
-    plt.close(fig)
