@@ -22,10 +22,11 @@ def pairs_from_labels(
     rng: np.random.Generator | int | None = None,
     max_mismatched: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, same): every matched pair i < j within an identity, then as many mismatched pairs (at most
-    max_mismatched), drawn uniformly without repetition among pairs of different identities.
+    """(i, j, same): every matched pair i < j within an identity (in a seeded random order), then as many
+    mismatched pairs (at most max_mismatched), drawn uniformly without repetition among pairs of different
+    identities.
 
-    rng: Generator or seed for the mismatched draw; None means seed 0, so the pair list is reproducible.
+    rng: Generator or seed for the order and the mismatched draw; None means seed 0 (a reproducible list).
     Example: Olivetti's 10 held-out people x 10 images give 10 * C(10, 2) = 450 matched + 450 mismatched.
     """
     labels = np.asarray(labels)
@@ -35,6 +36,9 @@ def pairs_from_labels(
     match_i, match_j = _matched_pairs(labels)
     if len(match_i) == 0:
         raise ValueError("no identity has 2 or more images, so there are no matched pairs")
+    # shuffled, so that k folds cut in order (metrics.stratified_folds) each hold pairs of many people
+    order = rng.permutation(len(match_i))
+    match_i, match_j = match_i[order], match_j[order]
     wanted = len(match_i) if max_mismatched is None else min(len(match_i), max_mismatched)
     mis_i, mis_j = _mismatched_pairs(labels, wanted, rng)
     i = np.concatenate([match_i, mis_i])
