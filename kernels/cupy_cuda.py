@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from tinyface.backend import cupy_available
+
 from .numpy_ref import FALLBACKS
 
 try:
@@ -39,12 +41,7 @@ _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 def is_available() -> bool:
     """True when CuPy imports and sees a GPU."""
-    if cupy is None:
-        return False
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # pragma: no cover - no driver
-        return False
+    return cupy_available()
 
 
 @cache

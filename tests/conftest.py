@@ -23,6 +23,18 @@ def real_data_dir() -> Path | None:
 
 
 @pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """$TINYFACE_DATA with both datasets in it: skips when unset, fails loudly when set but incomplete."""
+    root = real_data_dir()
+    if root is None:
+        pytest.skip("TINYFACE_DATA is not set: point it at the folder holding olivettifaces.mat and lfw/")
+    missing = [name for name in ("olivettifaces.mat", "lfw/pairs.txt") if not (root / name).is_file()]
+    if missing:
+        pytest.fail(f"TINYFACE_DATA={root} lacks {missing}; fix the variable or fetch the data")
+    return root
+
+
+@pytest.fixture(scope="session")
 def olivetti_path() -> Path:
     """Path of olivettifaces.mat: fails loudly if TINYFACE_DATA is set but the file is missing, skips if unset."""
     root = real_data_dir()

@@ -43,18 +43,6 @@ from tinyface.data.transforms import (
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    """$TINYFACE_DATA: skip when unset; fail loudly when set but wrong (CI must not silently skip)."""
-    if not os.environ.get("TINYFACE_DATA"):
-        pytest.skip("TINYFACE_DATA is not set; point it at the folder holding olivettifaces.mat and lfw/")
-    path = Path(os.environ["TINYFACE_DATA"])
-    missing = [name for name in ("olivettifaces.mat", "lfw/pairs.txt") if not (path / name).is_file()]
-    if missing:
-        pytest.fail(f"TINYFACE_DATA={path} lacks {missing}; fix the variable or fetch the data")
-    return path
-
-
 @pytest.fixture
 def no_data_env(monkeypatch, tmp_path):
     """No $TINYFACE_DATA and an empty cache folder, so loaders can only use what a test gives them."""

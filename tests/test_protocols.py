@@ -1,6 +1,5 @@
 """Pair protocols, 1:N identification and baselines; end to end on real faces when TINYFACE_DATA is set."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +20,6 @@ from tinyface.eval.identification import (
 )
 from tinyface.eval.metrics import verification_report
 from tinyface.eval.protocols import lfw_pairs_to_indices, pair_distances, pairs_from_labels
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    """$TINYFACE_DATA: skip when unset; fail loudly when set but wrong (CI must not silently skip)."""
-    if not os.environ.get("TINYFACE_DATA"):
-        pytest.skip("TINYFACE_DATA is not set; point it at the folder holding olivettifaces.mat and lfw/")
-    path = Path(os.environ["TINYFACE_DATA"])
-    missing = [name for name in ("olivettifaces.mat", "lfw/pairs.txt") if not (path / name).is_file()]
-    if missing:
-        pytest.fail(f"TINYFACE_DATA={path} lacks {missing}; fix the variable or fetch the data")
-    return path
 
 
 def clustered_embeddings(labels, noise=0.05, dim=64, seed=0):
