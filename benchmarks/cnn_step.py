@@ -6,14 +6,15 @@ same thread count, measured in one run. Prints a table with the ratio. Usage:
     python benchmarks/cnn_step.py [--batch 64] [--repeats 10]
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 - tinyface is imported before NumPy, see tinyface/threads.py
+
+import tinyface as tf
 
 import argparse
 import time
 
 import numpy as np
 
-import tinyface as tf
 from tinyface.backend import keep_freed_memory
 from tinyface.models import reference_cnn
 from tinyface.optim import Adam

@@ -1,5 +1,7 @@
 """tinyface: FaceNet-style face recognition from scratch, to be read, run and taught."""
 
+import tinyface.threads  # noqa: F401, I001 - first of all: thread policies must be set before NumPy loads
+
 from tinyface import losses, mining, nn, ops, optim
 from tinyface.gradcheck import GradcheckError, gradcheck
 from tinyface.random import manual_seed

@@ -6,18 +6,12 @@ either. Nothing else in tinyface needs to know where an array lives.
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 DEFAULT_DTYPE = np.float32
-
-# Numba's parallel loops run on OpenMP threads, which by default spin for a while after each loop and so steal the
-# cores from the OpenBLAS matrix product that usually comes next (a CNN step here ran 25% slower). Waiting passively
-# costs nothing measurable. Must be set before the OpenMP runtime loads; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:  # CuPy is optional: installed with the `cuda` extra
     import cupy as _cupy

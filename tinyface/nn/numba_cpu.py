@@ -61,7 +61,7 @@ if njit is not None:
                     k = winner[b, ch, y, x0]
                     grad_x[b, ch, y * kh + k // kw, x0 * kw + k % kw] = grad[b, ch, y, x0]
 
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})  # let sums vectorise
     def _batchnorm_statistics(x, mean, var):
         n, c, h, w = x.shape
         count = n * h * w
@@ -91,7 +91,7 @@ if njit is not None:
                     for j in range(w):
                         out[b, ch, i, j] = x[b, ch, i, j] * a + s
 
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
     def _batchnorm_backward_sums(grad, x, sum_g, sum_gx):
         n, c, h, w = x.shape
         for ch in prange(c):
