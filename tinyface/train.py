@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 import tinyface
 from tinyface import kernels, losses, mining, nn, optim
+from tinyface.backend import keep_freed_memory
 from tinyface.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from tinyface.data import FaceDataset, PKSampler
 from tinyface.data.transforms import random_crop, random_flip, resize
@@ -163,6 +164,7 @@ def train(
     """
     if out is None and resume:
         raise ValueError("resume=True needs the run folder `out` holding the checkpoint")
+    keep_freed_memory()  # the same large temporaries every step: keep their memory instead of page-faulting it back
     images = _training_images(train_data, config)
     channels = images.shape[1]
     preprocessing = {"image_size": config.image_size, "channels": channels, "normalization": config.normalization}
