@@ -80,3 +80,107 @@ def _save(fig: Any, path: str | Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# -- figures of embeddings and of faces (tinyface validate --figures, embed --figure, cluster --figure) ---------
+def plot_projection(embeddings: np.ndarray, labels: np.ndarray, names: Sequence[str] | None, path: str | Path,
+                    title: str = "embeddings") -> Path:
+    """The embeddings (N, D) projected on their first two principal axes, one colour per person (labels (N,);
+    -1 for unlabelled faces, drawn grey). A person's faces bunched together, apart from the others, is what
+    training aims at."""
+    e = np.asarray(embeddings, dtype=np.float64)
+    labels = np.asarray(labels)
+    _, _, vt = np.linalg.svd(e - e.mean(axis=0), full_matrices=False)
+    xy = (e - e.mean(axis=0)) @ vt[:2].T if len(vt) >= 2 else np.column_stack([e[:, 0], np.zeros(len(e))])
+    fig, ax = plt.subplots(figsize=(7, 6), constrained_layout=True)
+    people = [p for p in np.unique(labels) if p >= 0]
+    cmap = plt.get_cmap("tab20")
+    if np.any(labels < 0):
+        ax.scatter(*xy[labels < 0].T, s=14, color="0.6", label="unlabelled")
+    for k, person in enumerate(people):
+        name = names[person] if names is not None and person < len(names) else str(person)
+        ax.scatter(*xy[labels == person].T, s=18, color=cmap(k % 20), label=name)
+    if 0 < len(people) <= 20:
+        ax.legend(fontsize=7, loc="best", markerscale=0.8)
+    ax.set_xlabel("principal axis 1")
+    ax.set_ylabel("principal axis 2")
+    ax.set_title(f"{title} (PCA, {len(e)} faces of {len(people)} people)")
+    return _save_atomic(fig, path)
+
+
+def plot_hardest_pairs(images: np.ndarray, distances: np.ndarray, same: np.ndarray, i: np.ndarray, j: np.ndarray,
+                       tau: float, path: str | Path, count: int = 6) -> Path:
+    """The worst mistakes at tau as image pairs with their distances: the closest different-person pairs (false
+    accepts when d <= tau) and the farthest same-person pairs (false rejects when d > tau). images: uint8
+    (N, C, H, W); pairs (i, j) index them, with their distances and same flags."""
+    d, same = np.asarray(distances), np.asarray(same, dtype=bool)
+    different, matched = np.flatnonzero(~same), np.flatnonzero(same)
+    rows = [("different people, closest first", different[np.argsort(d[different], kind="stable")][:count],
+             "false accept"),
+            ("same person, farthest first", matched[np.argsort(-d[matched], kind="stable")][:count], "false reject")]
+    columns = max(1, max(len(r[1]) for r in rows))
+    fig, axes = plt.subplots(2, columns, figsize=(2.2 * columns, 5.2), squeeze=False, constrained_layout=True)
+    for row, (title, chosen, error) in enumerate(rows):
+        for column in range(columns):
+            ax = axes[row, column]
+            ax.axis("off")
+            if column >= len(chosen):
+                continue
+            k = chosen[column]
+            wrong = (d[k] <= tau) != same[k]
+            ax.imshow(_side_by_side(images[i[k]], images[j[k]]), cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"d = {d[k]:.3f}" + (f"\n{error}" if wrong else "\ncorrect"), fontsize=9,
+                         color="C3" if wrong else "k")
+        axes[row, 0].text(-0.05, 0.5, title, transform=axes[row, 0].transAxes, rotation=90, ha="right",
+                          va="center", fontsize=9)
+    fig.suptitle(f"hardest test pairs at tau = {tau:.3f}")
+    return _save_atomic(fig, path)
+
+
+def plot_clusters(images: np.ndarray, clusters: np.ndarray, path: str | Path, per_cluster: int = 8,
+                  max_clusters: int = 12, captions: Sequence[str] | None = None) -> Path:
+    """The gallery of each cluster: one row of faces per cluster (largest first; noise, -1, last), at most
+    `per_cluster` faces a row and `max_clusters` rows. images: uint8 (N, C, H, W); clusters: (N,)."""
+    clusters = np.asarray(clusters)
+    ids, sizes = np.unique(clusters, return_counts=True)
+    order = sorted(range(len(ids)), key=lambda k: (ids[k] < 0, -sizes[k], ids[k]))[:max_clusters]
+    columns = max(1, min(per_cluster, int(sizes.max())))
+    fig, axes = plt.subplots(len(order), columns, figsize=(1.3 * columns + 1.2, 1.4 * len(order) + 0.4),
+                             squeeze=False, constrained_layout=True)
+    for row, k in enumerate(order):
+        members = np.flatnonzero(clusters == ids[k])
+        for column in range(columns):
+            ax = axes[row, column]
+            ax.axis("off")
+            if column < len(members):
+                ax.imshow(_display(images[members[column]]), cmap="gray", vmin=0, vmax=255)
+                if captions is not None:
+                    ax.set_title(captions[members[column]][:14], fontsize=6)
+        name = "noise" if ids[k] < 0 else f"cluster {ids[k]}"
+        axes[row, 0].text(-0.08, 0.5, f"{name}\n({sizes[k]})", transform=axes[row, 0].transAxes, ha="right",
+                          va="center", fontsize=8)
+    shown = "" if len(ids) <= max_clusters else f" (the {max_clusters} largest of {len(ids)})"
+    fig.suptitle(f"clusters{shown}")
+    return _save_atomic(fig, path)
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    """uint8 (C, H, W) -> (H, W) grey or (H, W, 3) RGB, for imshow."""
+    image = np.asarray(image)
+    return image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+
+
+def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = _display(a), _display(b)
+    gap = np.full((a.shape[0], max(1, a.shape[1] // 16), *a.shape[2:]), 255, dtype=a.dtype)
+    return np.concatenate([a, gap, b], axis=1)
+
+
+def _save_atomic(fig: Any, path: str | Path) -> Path:
+    """Save as PNG through a temporary file renamed into place: an interrupted save leaves no broken figure."""
+    from tinyface.data.cache import atomic_write
+
+    try:
+        return atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=100))
+    finally:
+        plt.close(fig)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -157,3 +159,39 @@ def _decode_all(paths, size, grayscale, crop, progress, workers) -> tuple[np.nda
         for _ in done:
             pass
     return images, readable
+
+
+def read_photo(path: str | Path) -> np.ndarray:
+    """An image file at full resolution as uint8 (H, W) for grey images or (H, W, 3) RGB for the others; raises
+    ValueError naming the file when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L" if image.mode in ("L", "LA", "I", "I;16", "1") else "RGB"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} does not exist") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(f"cannot read image {path}: {error}") from None
+
+
+def write_image_folder(images: dict[str, np.ndarray], out: str | Path) -> Path:
+    """Write uint8 images ((H, W) or (H, W, 3)) as PNG files at their relative paths under a new folder `out`.
+
+    All or nothing: the files go to a temporary folder beside `out`, renamed to `out` once every one is written,
+    so an interrupted run leaves no half-filled folder. `out` must not exist yet, or be empty."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} already exists and is not an empty folder; choose another output folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        for name, pixels in images.items():
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(target, format="PNG")
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
