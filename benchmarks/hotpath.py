@@ -11,7 +11,9 @@ formulation (O(B^2 log B)), and pytorch-metric-learning's TripletMarginMiner("se
 The ratio column is time / time of the "numpy" backend for the same row. JIT warm-up is excluded.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 - tinyface is imported before NumPy, see tinyface/threads.py
+
+import tinyface  # noqa: F401 - first, for its thread policies
 
 import argparse
 import ctypes
@@ -26,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tinyface import kernels
+from tinyface.backend import keep_freed_memory
 
 try:
     import torch
@@ -225,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=float, default=3.0, help="seconds of timing per row at most (>= 2 runs)")
     parser.add_argument("--cubic-max", type=int, default=256, help="largest B for the B^3 PyTorch peers")
     args = parser.parse_args(argv)
-
+    keep_freed_memory()  # as in training (one process: it applies to every implementation measured)
     simulated = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
     backends = [n for n in kernels.available_backends() if not (n == "numba_cuda" and simulated)]
     print(f"tinyface hot path: D=128 float32, margin {MARGIN}; backends {backends}; "
