@@ -202,7 +202,7 @@ def avg_pool2d(
     return AvgPool2d.apply(x, kernel_size=kernel, stride=_pair(stride or kernel), padding=_pair(padding))
 
 
-def adaptive_avg_pool2d_to_1(x: Tensor) -> Tensor:
+def global_avg_pool2d(x: Tensor) -> Tensor:
     """Global average pooling: (N, C, H, W) -> (N, C)."""
     return x.mean(axis=(2, 3))
 
@@ -356,7 +356,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Gen
 
 
 __all__ = [
-    "adaptive_avg_pool2d_to_1",
+    "global_avg_pool2d",
     "avg_pool2d",
     "batch_norm",
     "conv2d",
