@@ -114,9 +114,13 @@ def test_resume_continues_and_a_used_run_folder_is_not_overwritten(folder, tmp_p
     assert run(["train", "--dataset", "folder", "--data", folder, "--out", out_dir, *FAST], capsys)[0] == 0
     code, _, err = run(["train", "--dataset", "folder", "--data", folder, "--out", out_dir, *FAST], capsys)
     assert code == 2 and "--resume" in err
-    code, out, err = run(["train", "--resume", "--out", out_dir, "--steps", "3", "--no-progress"], capsys)
+    steps = json.loads((out_dir / "run.json").read_text())["step"]
+    code, out, err = run(["train", "--resume", "--out", out_dir, "--no-progress"], capsys)
+    assert code == 0, err  # without --steps, a resumed run keeps its own length
+    assert json.loads((out_dir / "run.json").read_text())["step"] == steps
+    code, out, err = run(["train", "--resume", "--out", out_dir, "--steps", str(steps + 1), "--no-progress"], capsys)
     assert code == 0, err
-    assert "resuming" in out and json.loads((out_dir / "run.json").read_text())["step"] == 3
+    assert "resuming" in out and json.loads((out_dir / "run.json").read_text())["step"] == steps + 1
 
 
 def test_train_on_olivetti_for_a_few_steps(olivetti_path, tmp_path, capsys):

@@ -59,8 +59,8 @@ from tinyface.runs import fold_folders, format_table, json_report, measure_run, 
 from tinyface.splits import DATASETS, load_split, split_from_description
 from tinyface.train import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, DownloadError,
-               MatFileError, LFWFormatError)
+# what a user can cause and mend (OSError: a missing file, an existing folder, a full disk, no permission ...)
+USER_ERRORS = (ValueError, OSError, DownloadError, MatFileError, LFWFormatError)
 OPEN_SET_FARS = (0.01, 0.1)
 
 
@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", metavar="DIR", help="run folder (default: runs/<dataset>-seed<N>)")
     t.add_argument("--resume", action="store_true", help="continue the interrupted run in --out, exactly")
-    t.add_argument("--steps", type=int, default=defaults.steps)
+    t.add_argument("--steps", type=int,
+                   help=f"training steps (default {defaults.steps}; with --resume, the saved run's)")
     t.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch,
                    help="a log line, a validation and a checkpoint every this many steps")
     t.add_argument("--loss", choices=LOSSES, default=defaults.loss)
@@ -231,9 +232,11 @@ def _train(args: argparse.Namespace) -> int:
     elif has_checkpoint(out) or fold_folders(out):
         raise ValueError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
 
-    if args.resume and has_checkpoint(out):  # the saved run decides everything but the number of steps
+    if args.resume and fold_folders(out) and args.dataset != "lfw-view2":
+        raise ValueError(f"{out} holds an LFW View 2 run (fold-* folders): resume it with --dataset lfw-view2")
+    if args.resume and has_checkpoint(out):  # the saved run decides everything; --steps may only lengthen it
         meta = load_checkpoint(out).meta
-        config = TrainConfig.from_dict({**meta["config"], "steps": max(args.steps, meta["config"]["steps"])})
+        config = TrainConfig.from_dict({**meta["config"], "steps": max(args.steps or 0, meta["config"]["steps"])})
         split = split_from_description(meta["task"])
         report = train_run(split, config, out, resume=True, progress=progress, figures=not args.no_figures)
         print(format_table(report))
@@ -242,7 +245,8 @@ def _train(args: argparse.Namespace) -> int:
     channels_default = "reference" if args.dataset == "olivetti" else "lfw"
     config = TrainConfig(
         loss=args.loss, margin=args.margin, people_per_batch=args.people_per_batch,
-        images_per_person=args.images_per_person, steps=args.steps, steps_per_epoch=args.steps_per_epoch,
+        images_per_person=args.images_per_person, steps=args.steps or TrainConfig().steps,
+        steps_per_epoch=args.steps_per_epoch,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
         model=args.model or channels_default, embedding_dim=args.embedding_dim, image_size=args.image_size,
         augment=not args.no_augment, seed=args.seed,

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
 import numpy as np  # noqa: E402
 
+from tinyface.data.cache import atomic_write  # noqa: E402
 from tinyface.eval import roc_curve  # noqa: E402
 
 
@@ -75,11 +76,11 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Pa
 
 
 def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    """Save as PNG through a temporary file renamed into place: an interrupted save leaves no broken figure."""
+    try:
+        return atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=100))
+    finally:
+        plt.close(fig)
 
 
 # -- figures of embeddings and of faces (tinyface validate --figures, embed --figure, cluster --figure) ---------
@@ -105,7 +106,7 @@ def plot_projection(embeddings: np.ndarray, labels: np.ndarray, names: Sequence[
     ax.set_xlabel("principal axis 1")
     ax.set_ylabel("principal axis 2")
     ax.set_title(f"{title} (PCA, {len(e)} faces of {len(people)} people)")
-    return _save_atomic(fig, path)
+    return _save(fig, path)
 
 
 def plot_hardest_pairs(images: np.ndarray, distances: np.ndarray, same: np.ndarray, i: np.ndarray, j: np.ndarray,
@@ -134,7 +135,7 @@ def plot_hardest_pairs(images: np.ndarray, distances: np.ndarray, same: np.ndarr
         axes[row, 0].text(-0.05, 0.5, title, transform=axes[row, 0].transAxes, rotation=90, ha="right",
                           va="center", fontsize=9)
     fig.suptitle(f"hardest test pairs at tau = {tau:.3f}")
-    return _save_atomic(fig, path)
+    return _save(fig, path)
 
 
 def plot_clusters(images: np.ndarray, clusters: np.ndarray, path: str | Path, per_cluster: int = 8,
@@ -161,7 +162,7 @@ def plot_clusters(images: np.ndarray, clusters: np.ndarray, path: str | Path, pe
                           va="center", fontsize=8)
     shown = "" if len(ids) <= max_clusters else f" (the {max_clusters} largest of {len(ids)})"
     fig.suptitle(f"clusters{shown}")
-    return _save_atomic(fig, path)
+    return _save(fig, path)
 
 
 def _display(image: np.ndarray) -> np.ndarray:
@@ -176,11 +177,3 @@ def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a, gap, b], axis=1)
 
 
-def _save_atomic(fig: Any, path: str | Path) -> Path:
-    """Save as PNG through a temporary file renamed into place: an interrupted save leaves no broken figure."""
-    from tinyface.data.cache import atomic_write
-
-    try:
-        return atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=100))
-    finally:
-        plt.close(fig)

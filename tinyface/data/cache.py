@@ -29,10 +29,20 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual permissions
         with os.fdopen(fd, "wb") as file:
             write(file)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename, so that not even a power cut leaves half a file
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so put it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

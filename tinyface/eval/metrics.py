@@ -194,7 +194,9 @@ def verification_report(
     far_target: float = 1e-3,
 ) -> dict[str, float]:
     """The usual table row: k-fold accuracy (mean, std), AUC, EER, k-fold VAL at far_target (mean, std)
-    with the FAR reached, and the accuracy-maximising threshold on all pairs (the tau to deploy)."""
+    with the FAR reached, and the accuracy-maximising threshold on these very pairs. That threshold is the tau to
+    deploy only when these pairs are not the test pairs; on test pairs it is a diagnosis (optimistic), and the
+    accuracy to report is the k-fold one, whose threshold always comes from the other folds."""
     accuracy = kfold_accuracy(distances, same, n_folds, folds)
     val = kfold_val(distances, same, far_target, n_folds, folds)
     far, tar, _ = roc_curve(distances, same)
