@@ -1,9 +1,10 @@
 """CUDA backend written in Python with `@cuda.jit`: the same rules and results as `numpy_ref`.
 
-One thread per entry (a, j) of a B x B matrix, each looping over one row of d: O(B^2) memory, and work that a
-GPU spreads over B^2 threads. The kernels write the weight matrix W (see numpy_ref); the gradient kernel then
-computes pairwise_sqdist_backward(x, W). Takes and returns NumPy arrays (copied to and from the GPU). Without a
-GPU the tests run these kernels in Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1), on small batches.
+Mostly one thread per entry (a, j) of a B x B matrix, each looping over one row of d (batch-hard: one thread
+per anchor): O(B^2) memory, and work that a GPU spreads over up to B^2 threads. The kernels write the weight
+matrix W (see numpy_ref); the gradient kernel then computes pairwise_sqdist_backward(x, W). Takes and returns
+NumPy arrays (copied to and from the GPU). Without a GPU the tests run these kernels in Numba's CUDA simulator
+(NUMBA_ENABLE_CUDASIM=1), on small batches.
 """
 
 from __future__ import annotations

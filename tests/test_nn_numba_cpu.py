@@ -75,3 +75,11 @@ def test_compiled_batch_norm_gradcheck():
     gamma = Tensor(rng.uniform(0.5, 2, 2), requires_grad=True)
     beta = Tensor(rng.standard_normal(2), requires_grad=True)
     assert gradcheck(lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True), x, gamma, beta)
+
+
+def test_max_pool_window_larger_than_256_cells():
+    x = np.zeros((1, 1, 17, 17), np.float32)
+    x[..., 16, 16] = 1
+    t = Tensor(x, requires_grad=True)
+    F.max_pool2d(t, 17).sum().backward()
+    assert t.grad[0, 0, 16, 16] == 1 and t.grad.sum() == 1

@@ -273,3 +273,23 @@ def test_ops_module_functions_exist():
     for name in ["exp", "log", "sqrt", "relu", "tanh", "sigmoid", "softplus", "logsumexp", "maximum", "minimum",
                  "where", "clip", "concatenate", "stack", "pad", "mean"]:
         assert callable(getattr(ops, name)), name
+
+
+def test_a_float64_constant_keeps_a_float32_tensor_float32():
+    x = Tensor(np.ones(2, np.float32), requires_grad=True)
+    y = x * np.array([1.0, 2.0])  # a float64 NumPy array beside a float32 tensor
+    y.sum().backward()
+    assert y.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+def test_a_backward_with_the_wrong_number_of_gradients_is_an_error():
+    class Broken(Function):
+        def forward(self, a, b):
+            return a + b
+
+        def backward(self, grad):
+            return (grad,)
+
+    a, b = Tensor([1.0], requires_grad=True), Tensor([2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="one per input"):
+        Broken.apply(a, b).sum().backward()

@@ -46,15 +46,15 @@ class FaceCNN(nn.Module):
         self.normalize = nn.L2Normalize() if normalize else None
 
     def forward(self, images: Tensor) -> Tensor:
-        if images.ndim != 4 or images.shape[1] != self.config["in_channels"]:
-            raise ValueError(
-                f"FaceCNN expects images of shape (N, {self.config['in_channels']}, H, W), got {images.shape}"
-            )
-        x = self.embedding(self.features(images))
+        x = self.embed_unnormalized(images)
         return self.normalize(x) if self.normalize is not None else x
 
     def embed_unnormalized(self, images: Tensor) -> Tensor:
         """The embedding before L2 normalisation (its norm is what collapses without a margin)."""
+        if images.ndim != 4 or images.shape[1] != self.config["in_channels"]:
+            raise ValueError(
+                f"FaceCNN expects images of shape (N, {self.config['in_channels']}, H, W), got {images.shape}"
+            )
         return self.embedding(self.features(images))
 
 

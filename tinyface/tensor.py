@@ -118,7 +118,8 @@ class Tensor:
 
     # -- backward ----------------------------------------------------------------------------------------------
     def backward(self, grad: Any = None) -> None:
-        """Fill in `.grad` of every tensor this one depends on (leaves accumulate across calls).
+        """Fill in `.grad` of every leaf tensor (requires_grad=True, made by no op) this one depends on; leaves
+        accumulate across calls. Intermediate results pass their gradient on without keeping it.
 
         `grad` is dL/dself; it defaults to 1 for a one-element tensor (a loss).
         """
@@ -142,12 +143,14 @@ class Tensor:
                 # a copy the first time: node_grad may be a read-only broadcast view, or shared with other tensors
                 node.grad = node_grad.copy() if node.grad is None else node.grad + node_grad
                 continue
-            node.grad = node_grad
-            ctx = node._ctx
+            ctx = node._ctx  # an intermediate result: its gradient flows on and is not kept (memory)
             input_grads = ctx.backward(node_grad)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
-            for parent, parent_grad in zip(ctx.inputs, input_grads, strict=False):
+            if len(input_grads) != len(ctx.inputs):
+                raise RuntimeError(f"{type(ctx).__name__}.backward returned {len(input_grads)} gradients for "
+                                   f"{len(ctx.inputs)} inputs: return one per input (None where there is none)")
+            for parent, parent_grad in zip(ctx.inputs, input_grads, strict=True):
                 if parent_grad is None or not parent.requires_grad:
                     continue
                 key = id(parent)
@@ -343,9 +346,7 @@ def _constant(value: Any, like: Any) -> Any:
     if like is None:
         return _as_array(value)
     xp = array_module(like)
-    if isinstance(value, (bool, int, float)):
-        return xp.asarray(value, dtype=like.dtype)
-    return _as_array(xp.asarray(value))
+    return xp.asarray(value, dtype=like.dtype)
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:

@@ -24,7 +24,8 @@ def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
 def _windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int], writeable: bool = False) -> Any:
     """A strided view (N, C, Ho, Wo, kh, kw) of every kh x kw window of x (no copy)."""
     xp = array_module(x)
-    view = xp.lib.stride_tricks.sliding_window_view(x, kernel, axis=(2, 3), writeable=writeable)
+    options = {"writeable": True} if writeable and xp is np else {}  # CuPy views have no read-only flag
+    view = xp.lib.stride_tricks.sliding_window_view(x, kernel, axis=(2, 3), **options)
     return view[:, :, :: stride[0], :: stride[1]]
 
 
@@ -102,7 +103,7 @@ class Conv2d(Function):
             ph, pw = self.padding
             h, w = self.x_shape[2], self.x_shape[3]
             grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
-        return grad_x, grad_weight, grad_bias
+        return (grad_x, grad_weight, grad_bias) if self.has_bias else (grad_x, grad_weight)
 
 
 def conv2d(
@@ -217,7 +218,7 @@ class BatchNorm(Function):
     so that each costs a couple of passes over memory instead of one temporary per term.
     """
 
-    def forward(self, x, weight, bias, eps=1e-5):
+    def forward(self, x, weight, bias, eps=1e-5, running_mean=None, running_var=None, momentum=0.1):
         xp = array_module(x)
         self.axes = (0,) + tuple(range(2, x.ndim))
         self.shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -230,7 +231,12 @@ class BatchNorm(Function):
         scale = weight * inv_std
         shift = bias - mean * scale
         self.x, self.weight, self.mean, self.inv_std = x, weight, mean, inv_std
-        self.batch_mean, self.batch_var = mean.astype(x.dtype), var.astype(x.dtype)
+        if running_mean is not None:  # in place: running = (1 - momentum) running + momentum batch (unbiased var)
+            count = x.size // x.shape[1]
+            running_mean *= 1 - momentum
+            running_mean += (momentum * mean).astype(running_mean.dtype)
+            running_var *= 1 - momentum
+            running_var += (momentum * var * (count / (count - 1))).astype(running_var.dtype)
         if self.compiled:
             return numba_cpu.channel_affine(x, scale, shift)
         out = x * scale.astype(x.dtype).reshape(self.shape)
@@ -278,20 +284,10 @@ def batch_norm(
     if training:
         if x.size // channels < 2:
             raise ValueError(f"batch_norm in training needs more than one value per channel, got shape {x.shape}")
-        out = BatchNorm.apply(x, weight, bias, eps=eps)
-        if running_mean is not None:
-            # the op computed the batch statistics already (when no graph was recorded, compute them here)
-            stats = out._ctx if out._ctx is not None else BatchNorm()
-            if out._ctx is None:
-                stats.forward(x.data, weight.data, bias.data, eps=eps)
-            count = x.size // channels
-            running_mean *= 1 - momentum
-            running_mean += momentum * stats.batch_mean
-            running_var *= 1 - momentum
-            running_var += momentum * stats.batch_var * (count / (count - 1))
-        return out
+        return BatchNorm.apply(x, weight, bias, eps=eps, running_mean=running_mean, running_var=running_var,
+                               momentum=momentum)
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    scale = weight * Tensor(1.0 / xp.sqrt(running_var + eps)).reshape(shape[1:2])
+    scale = weight * Tensor(1.0 / xp.sqrt(running_var + eps))
     return (x - Tensor(running_mean).reshape(shape)) * scale.reshape(shape) + bias.reshape(shape)
 
 

@@ -122,7 +122,7 @@ def maxpool2d_forward(x: np.ndarray, kernel: tuple[int, int]) -> tuple[np.ndarra
     the index i * kw + j of the (first) winner in each window."""
     (kh, kw), (n, c, h, w) = kernel, x.shape
     out = _channel_major((n, c, h // kh, w // kw), x.dtype)
-    winner = _channel_major((n, c, h // kh, w // kw), np.uint8)
+    winner = _channel_major((n, c, h // kh, w // kw), np.int32)
     _maxpool_forward(x, out, winner, kh, kw)
     return out, winner
 
