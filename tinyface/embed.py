@@ -171,13 +171,13 @@ class Embedder:
         Reloads the run's data; raises what loading it raises when the data has gone."""
         from tinyface.eval import pair_distances, pairs_from_labels
         from tinyface.splits import split_from_description
-        from tinyface.train import _tau_people  # the same people training measured
+        from tinyface.train import tau_people  # the same people training measured
 
         task = self.checkpoint.meta.get("task")
         if not task:
             raise ValueError(f"{self.checkpoint.folder} does not say which data it was trained on")
         split = split_from_description(task)
-        people = split.validation if split.validation is not None else _tau_people(split.train)
+        people = split.validation if split.validation is not None else tau_people(split.train)
         i, j, same = pairs_from_labels(people.labels, rng=0)
         return pair_distances(self.embed_images(people.images), i, j), same
 

@@ -174,7 +174,7 @@ def train(
     head = nn.Linear(config.embedding_dim, train_data.num_people, rng=init_rng) if config.loss == "softmax" else None
     optimizer = build_optimizer(config, model.parameters() + (head.parameters() if head else []))
     sampler = PKSampler(train_data.labels, config.people_per_batch, config.images_per_person, data_rng)
-    monitor = _Monitor(validation if validation is not None else _tau_people(train_data), preprocessing,
+    monitor = _Monitor(validation if validation is not None else tau_people(train_data), preprocessing,
                        "validation" if validation is not None else "train")
 
     step, history, step_losses, wall_time = 0, [], [], 0.0
@@ -312,7 +312,7 @@ def _batch(images: np.ndarray, config: TrainConfig, rng: np.random.Generator) ->
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _tau_people(data: FaceDataset) -> FaceDataset:
+def tau_people(data: FaceDataset) -> FaceDataset:
     """Training people with 2+ images, in label order, up to MAX_TAU_IMAGES images: their pairs choose tau."""
     counts = data.image_counts()
     people = np.flatnonzero(counts >= 2)
