@@ -56,7 +56,7 @@ from tinyface.eval import (
 from tinyface.gallery import UNKNOWN, Gallery
 from tinyface.plots import plot_clusters, plot_hardest_pairs, plot_projection
 from tinyface.runs import fold_folders, format_table, json_report, measure_run, summarize_folds, train_run, train_view2
-from tinyface.splits import DATASETS, load_split, split_from_description
+from tinyface.splits import DATASETS, Split, load_split, split_from_description
 from tinyface.train import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 # what a user can cause and mend (OSError: a missing file, an existing folder, a full disk, no permission ...)
@@ -223,6 +223,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _check_never_seen(task: dict, split: Split) -> None:
+    """Refuse to measure a run on another dataset's pairs when their people include people it was trained on (LFW's
+    View 1 training people are most of View 2's, for example)."""
+    if not task:
+        return
+    trained = set(split_from_description(task).training_people.names)
+    seen = sorted(trained & set(split.test.names))
+    if seen:
+        raise ValueError(f"{len(seen)} of the {split.test.num_people} people in these pairs were trained on by this "
+                         f"run (e.g. {', '.join(seen[:3])}): accuracy must be measured on people a model never saw")
+
+
 def _train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{args.dataset}-seed{args.seed}")
     progress = not args.no_progress
@@ -300,7 +312,8 @@ def _validate(args: argparse.Namespace) -> int:
                 view2 = args.dataset == "lfw-view2"
                 split = load_split(args.dataset, args.data, fold=0 if view2 else None, validation_people=0,
                                    image_size=preprocessing["image_size"], grayscale=preprocessing["channels"] == 1)
-                split.fold = None  # a model that never saw LFW: all pairs, ten folds (LFW's own in View 2)
+                split.fold = None  # all pairs, ten folds (LFW's own in View 2)
+                _check_never_seen(task, split)
         elif task:
             split = split_from_description(task)
         report = measure_run(run, split)[0]
