@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from tinyface.evaluate import baseline_metrics, embed, verification_metrics
-from tinyface.splits import load_split
-from tinyface.train import TrainConfig, train
+from tinyface.training.measure import baseline_metrics, embed, verification_metrics
+from tinyface.training.split import load_split
+from tinyface.training.train import TrainConfig, train
 
 # PyTorch, the same CNN and recipe, 300 steps (73 s) on this kind of machine, 3 seeds
 PYTORCH = {"accuracy": 0.904, "accuracy_std": 0.006, "auc": 0.953, "eer": 0.098, "one_shot_rank1": 0.844}

@@ -6,7 +6,7 @@ same thread count, measured in one run. Prints a table with the ratio. Usage:
     python benchmarks/cnn_step.py [--batch 64] [--repeats 10]
 """
 
-from __future__ import annotations  # noqa: I001 - tinyface is imported before NumPy, see tinyface/threads.py
+from __future__ import annotations  # noqa: I001 - tinyface is imported before NumPy, see tinyface/runtime.py
 
 import tinyface as tf
 
@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
-from tinyface.backend import keep_freed_memory
-from tinyface.models import reference_cnn
-from tinyface.optim import Adam
+from tinyface.runtime import keep_freed_memory
+from tinyface.nn.models import reference_cnn
+from tinyface.nn.optim import Adam
 
 
 def median_ms(step, repeats: int, warmup: int = 2) -> float:

@@ -11,7 +11,7 @@ formulation (O(B^2 log B)), and pytorch-metric-learning's TripletMarginMiner("se
 The ratio column is time / time of the "numpy" backend for the same row. JIT warm-up is excluded.
 """
 
-from __future__ import annotations  # noqa: I001 - tinyface is imported before NumPy, see tinyface/threads.py
+from __future__ import annotations  # noqa: I001 - tinyface is imported before NumPy, see tinyface/runtime.py
 
 import tinyface  # noqa: F401 - first, for its thread policies
 
@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tinyface import kernels
-from tinyface.backend import keep_freed_memory
+from tinyface.runtime import keep_freed_memory
 
 try:
     import torch

@@ -1,10 +1,11 @@
 """tinyface: FaceNet-style face recognition from scratch, to be read, run and taught."""
 
-import tinyface.threads  # noqa: F401, I001 - first of all: thread policies must be set before NumPy loads
+import tinyface.runtime  # noqa: F401, I001 - first of all: thread policies must be set before NumPy loads
 
-from tinyface import losses, mining, nn, ops, optim
+from tinyface import kernels, losses, mining, nn, ops
+from tinyface.nn import optim
 from tinyface.gradcheck import GradcheckError, gradcheck
-from tinyface.random import manual_seed
+from tinyface.rng import manual_seed
 from tinyface.tensor import Function, Tensor, is_grad_enabled, no_grad, tensor
 
 __version__ = "0.1.0"
@@ -15,6 +16,7 @@ __all__ = [
     "Tensor",
     "__version__",
     "gradcheck",
+    "kernels",
     "losses",
     "mining",
     "nn",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyface.backend import to_numpy
+from tinyface.device import to_numpy
 from tinyface.tensor import Tensor, no_grad
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tinyface import kernels, ops
-from tinyface.backend import array_module, to_numpy
+from tinyface.device import array_module, to_numpy
 from tinyface.tensor import Function, Tensor
 
 Reduction = Literal["sum", "mean", "none"]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from tinyface import kernels
-from tinyface.backend import to_numpy
+from tinyface.device import to_numpy
 
 __all__ = [
     "all_triplets",

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyface.backend import array_module, scatter_add
+from tinyface.device import array_module, scatter_add
 from tinyface.tensor import Function, Tensor
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyface.backend import DEFAULT_DTYPE, array_module, to_device, to_numpy
+from tinyface.device import DEFAULT_DTYPE, array_module, to_device, to_numpy
 
 _grad_enabled = True
 

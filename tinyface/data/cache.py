@@ -1,17 +1,11 @@
-"""Where downloaded and decoded data is kept between runs, and how it is written safely.
-
-The cache folder is `$TINYFACE_CACHE`, else `$XDG_CACHE_HOME/tinyface`, else `~/.cache/tinyface`. Files
-are written to a temporary file in the same folder and renamed into place (`os.replace` is atomic), so an
-interrupted run never leaves a half-written file that a later run would trust.
+"""Where downloaded and decoded data is kept between runs: `$TINYFACE_CACHE`, else
+`$XDG_CACHE_HOME/tinyface`, else `~/.cache/tinyface` (files in it are written with tinyface.files.atomic_write).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 
 def user_cache_dir() -> Path:
@@ -21,28 +15,3 @@ def user_cache_dir() -> Path:
     if os.environ.get("XDG_CACHE_HOME"):
         return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "tinyface"
     return Path.home() / ".cache" / "tinyface"
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Create `path` by calling `write(file)` on a temporary file next to it, then renaming it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual permissions
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())  # on disk before the rename, so that not even a power cut leaves half a file
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    """The process's umask (reading it means setting it, so put it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tinyface.data.cache import atomic_write, user_cache_dir
+from tinyface.data.cache import user_cache_dir
 from tinyface.data.dataset import FaceDataset
+from tinyface.files import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".gif", ".tif", ".tiff", ".webp"}
 CACHE_FORMAT = 1  # bump when the decoding changes, so that old caches are not reused

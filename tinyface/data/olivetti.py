@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.data.cache import atomic_write, user_cache_dir
+from tinyface.data.cache import user_cache_dir
 from tinyface.data.dataset import FaceDataset
 from tinyface.data.matfile import MatFileError, parse_mat
+from tinyface.files import atomic_write
 
 OLIVETTI_URL = "https://ndownloader.figshare.com/files/5976027"
 OLIVETTI_SHA256 = "b1988d02c72fe5b8ee82b5ef3bb7982eafc74f1e1ff0ae0ade35061ad0af534d"

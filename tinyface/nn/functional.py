@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from tinyface.backend import array_module
-from tinyface.nn import numba_cpu
+from tinyface.device import array_module
+from tinyface.nn import _compiled as compiled
 from tinyface.ops import ReLU, unbroadcast
 from tinyface.tensor import Function, Tensor
 
@@ -138,16 +138,16 @@ class MaxPool2d(Function):
         self.tiled = stride == kernel_size and all(
             n % k == 0 for n, k in zip(self.x_padded.shape[2:], kernel_size, strict=True)
         )
-        self.compiled = self.tiled and padding == (0, 0) and numba_cpu.ENABLED and array_module(x) is np
-        if self.compiled:  # one pass in a compiled loop (nn/numba_cpu.py); the NumPy code below is the reference
-            self.out, self.winner = numba_cpu.maxpool2d_forward(x, kernel_size)
+        self.compiled = self.tiled and padding == (0, 0) and compiled.ENABLED and array_module(x) is np
+        if self.compiled:  # one pass in a compiled loop (nn/compiled.py); the NumPy code below is the reference
+            self.out, self.winner = compiled.maxpool2d_forward(x, kernel_size)
             return self.out
         self.out = functools.reduce(array_module(x).maximum, (self.windows[..., i, j] for i, j in self.offsets))
         return self.out
 
     def backward(self, grad):
         if self.compiled:
-            return numba_cpu.maxpool2d_backward(grad, self.winner, self.windows.shape[-2:])
+            return compiled.maxpool2d_backward(grad, self.winner, self.windows.shape[-2:])
         xp = array_module(grad)
         grad_x = xp.empty_like(self.x_padded) if self.tiled else xp.zeros_like(self.x_padded)
         grad_windows = _windows(grad_x, self.windows.shape[-2:], self.stride, writeable=True)  # view of grad_x
@@ -222,9 +222,9 @@ class BatchNorm(Function):
         xp = array_module(x)
         self.axes = (0,) + tuple(range(2, x.ndim))
         self.shape = (1, -1) + (1,) * (x.ndim - 2)
-        self.compiled = x.ndim == 4 and numba_cpu.ENABLED and xp is np  # see nn/numba_cpu.py
+        self.compiled = x.ndim == 4 and compiled.ENABLED and xp is np  # see nn/compiled.py
         if self.compiled:
-            mean, var = numba_cpu.batchnorm_statistics(x)
+            mean, var = compiled.batchnorm_statistics(x)
         else:
             mean, var = x.mean(axis=self.axes), x.var(axis=self.axes)
         inv_std = 1.0 / xp.sqrt(var + eps)
@@ -238,7 +238,7 @@ class BatchNorm(Function):
             running_var *= 1 - momentum
             running_var += (momentum * var * (count / (count - 1))).astype(running_var.dtype)
         if self.compiled:
-            return numba_cpu.channel_affine(x, scale, shift)
+            return compiled.channel_affine(x, scale, shift)
         out = x * scale.astype(x.dtype).reshape(self.shape)
         out += shift.astype(x.dtype).reshape(self.shape)
         return out
@@ -246,7 +246,7 @@ class BatchNorm(Function):
     def backward(self, grad):
         count = grad.size // grad.shape[1]
         if self.compiled:
-            sum_g, sum_gx = numba_cpu.batchnorm_backward_sums(grad, self.x)
+            sum_g, sum_gx = compiled.batchnorm_backward_sums(grad, self.x)
         else:
             sum_g, sum_gx = grad.sum(axis=self.axes), (grad * self.x).sum(axis=self.axes)
         mean_g = sum_g / count
@@ -255,7 +255,7 @@ class BatchNorm(Function):
         x_coefficient = -scale * self.inv_std * mean_g_xhat
         constant = -scale * mean_g - x_coefficient * self.mean
         if self.compiled:
-            grad_x = numba_cpu.channel_affine2(grad, self.x, scale, x_coefficient, constant)
+            grad_x = compiled.channel_affine2(grad, self.x, scale, x_coefficient, constant)
         else:
             grad_x = grad * scale.astype(grad.dtype).reshape(self.shape)
             grad_x += self.x * x_coefficient.astype(grad.dtype).reshape(self.shape)
@@ -346,7 +346,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Gen
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0:
         return x
-    from tinyface.random import default_generator
+    from tinyface.rng import default_generator
 
     return Dropout.apply(x, p=p, rng=rng or default_generator())
 

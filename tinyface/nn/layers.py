@@ -8,7 +8,7 @@ import numpy as np
 
 from tinyface.nn import functional as F
 from tinyface.nn.module import Module, Parameter
-from tinyface.random import default_generator
+from tinyface.rng import default_generator
 from tinyface.tensor import Tensor
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyface.backend import array_module, to_device, to_numpy
+from tinyface.device import array_module, to_device, to_numpy
 from tinyface.tensor import Tensor
 
 

@@ -1,0 +1,85 @@
+"""The compiled CPU loops of nn/_compiled.py give the same numbers as the NumPy reference code in functional.py."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyface import Tensor, gradcheck
+from tinyface.nn import _compiled as compiled
+from tinyface.nn import functional as F
+
+pytestmark = pytest.mark.skipif(not compiled.ENABLED, reason="numba not installed or TINYFACE_NUMBA=0")
+
+
+def both_paths(fn):
+    """fn() with the compiled loops, then with the NumPy reference."""
+    fast = fn()
+    compiled.ENABLED = False
+    try:
+        reference = fn()
+    finally:
+        compiled.ENABLED = True
+    return fast, reference
+
+
+def forward_backward(op, x, *params):
+    inputs = [Tensor(x, requires_grad=True)] + [Tensor(p, requires_grad=True) for p in params]
+    out = op(*inputs)
+    weights = np.random.default_rng(1).standard_normal(out.shape).astype(out.dtype)
+    (out * Tensor(weights)).sum().backward()
+    return [out.numpy()] + [t.grad for t in inputs]
+
+
+shapes = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4))
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes, st.sampled_from([(2, 2), (1, 2), (3, 1)]), st.integers(0, 2**31 - 1))
+def test_max_pool_matches_reference(shape, kernel, seed):
+    n, c, h, w = shape
+    shape = (n, c, h * kernel[0], w * kernel[1])
+    x = np.random.default_rng(seed).permutation(np.prod(shape)).reshape(shape).astype(np.float32)  # no ties
+    compiled, reference = both_paths(lambda: forward_backward(lambda t: F.max_pool2d(t, kernel), x))
+    for a, b in zip(compiled, reference, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_max_pool_first_maximum_wins_at_a_tie():
+    x = Tensor(np.zeros((1, 1, 2, 2), np.float32), requires_grad=True)
+    F.max_pool2d(x, 2).sum().backward()
+    np.testing.assert_array_equal(x.grad[0, 0], [[1, 0], [0, 0]])
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes, st.integers(0, 2**31 - 1))
+def test_batch_norm_matches_reference(shape, seed):
+    rng = np.random.default_rng(seed)
+    if np.prod(shape) // shape[1] < 2:
+        shape = (2, *shape[1:])
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    gamma = rng.uniform(0.5, 2, shape[1]).astype(np.float32)
+    beta = rng.standard_normal(shape[1]).astype(np.float32)
+
+    def run():
+        return forward_backward(lambda t, g, b: F.batch_norm(t, None, None, g, b, training=True), x, gamma, beta)
+
+    compiled, reference = both_paths(run)
+    for a, b in zip(compiled, reference, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
+
+
+def test_compiled_batch_norm_gradcheck():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((3, 2, 2, 3)), requires_grad=True)
+    gamma = Tensor(rng.uniform(0.5, 2, 2), requires_grad=True)
+    beta = Tensor(rng.standard_normal(2), requires_grad=True)
+    assert gradcheck(lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True), x, gamma, beta)
+
+
+def test_max_pool_window_larger_than_256_cells():
+    x = np.zeros((1, 1, 17, 17), np.float32)
+    x[..., 16, 16] = 1
+    t = Tensor(x, requires_grad=True)
+    F.max_pool2d(t, 17).sum().backward()
+    assert t.grad[0, 0, 16, 16] == 1 and t.grad.sum() == 1

@@ -1,0 +1,5 @@
+"""The `tinyface` command."""
+
+from tinyface.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,173 @@
+"""Run folders: train a split into one, measure its checkpoint on the test pairs beside the baselines, and write
+`metrics.json` and the figures (loss.png, distances.png, roc.png). LFW View 2 is ten run folders, fold-0 ...
+fold-9, each trained without that fold's people and tested on its pairs; the folder above holds their summary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyface.eval import pair_distances
+from tinyface.files import atomic_write
+from tinyface.training.checkpoint import CheckpointError, has_checkpoint, load_checkpoint
+from tinyface.training.figures import plot_distance_histograms, plot_loss_curve, plot_roc
+from tinyface.training.measure import METRIC_KEYS, baseline_metrics, embed, held_out_fold_metrics, verification_metrics
+from tinyface.training.split import LFW_FOLDS, Split, load_split, split_from_description
+from tinyface.training.train import TrainConfig, TrainResult, train
+
+METRICS_FILE = "metrics.json"
+
+
+def train_run(split: Split, config: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
+              figures: bool = True, log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Train on the split's training people into `out`, then measure on its test pairs; write metrics.json and
+    (unless figures=False) the figures there. Returns the metrics report."""
+    out = Path(out)
+    result = train(config, split.train, split.validation, out, resume=resume, progress=progress, log=log,
+                   metadata={"task": split.description})
+    report, curves = measure_run(out, split)
+    write_report(out, report, curves, result if figures else None, figures)
+    return report
+
+
+def measure_run(folder: str | Path, split: Split | None = None, baselines: bool = True
+                ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """(report, curves) of a run folder's checkpoint on a split's test pairs (default: the split it was trained
+    on). report: {"model": metrics, "pixels": ..., "eigenfaces": ..., "tau", "accuracy_at_tau", ...};
+    curves: {name: (distances, same)} of the test pairs, for the figures."""
+    checkpoint = load_checkpoint(folder)
+    if split is None:
+        if "task" not in checkpoint.meta:
+            raise CheckpointError(f"{folder} does not say which data it was trained on; pass --dataset")
+        split = split_from_description(checkpoint.meta["task"])
+    model = checkpoint.build_model()
+    embeddings = embed(model, split.test.images, checkpoint.preprocessing)
+    if split.fold is None:
+        metrics = verification_metrics(embeddings, split.test.labels, split.pairs)
+    else:
+        metrics = held_out_fold_metrics(embeddings, split.test.labels, split.pairs, split.fold)
+    test = np.ones(len(split.pairs.same), bool) if split.fold is None else split.pairs.folds == split.fold
+    distances = pair_distances(embeddings, split.pairs.i, split.pairs.j)[test]
+    same = split.pairs.same[test]
+    report: dict[str, Any] = {
+        "dataset": split.dataset, "fold": split.fold, "test_people": split.test.num_people,
+        "test_pairs": int(test.sum()), "tau": checkpoint.tau,
+        "accuracy_at_tau": float(np.mean((distances <= checkpoint.tau) == same)),
+        "training_seconds": checkpoint.meta.get("wall_time"), "step": checkpoint.meta.get("step"),
+        "model": metrics,
+    }
+    curves = {"tinyface": (distances, same)}
+    if baselines:
+        for name, values in baseline_metrics(split.training_people, split.test, split.pairs, split.fold).items():
+            report[name] = values
+    return report, curves
+
+
+def write_report(folder: str | Path, report: dict[str, Any], curves: dict[str, tuple[np.ndarray, np.ndarray]],
+                 result: TrainResult | None = None, figures: bool = True) -> None:
+    """metrics.json (atomically) and the figures of a measured run (the loss curve needs the TrainResult)."""
+    folder = Path(folder)
+    atomic_write(folder / METRICS_FILE, lambda f: f.write(json.dumps(report, indent=1).encode()))
+    if not figures:
+        return
+    distances, same = curves["tinyface"]
+    plot_distance_histograms(distances, same, report["tau"], folder / "distances.png",
+                             title=f"{report['dataset']} test pairs (tau chosen on {_tau_source(folder)})")
+    plot_roc(curves, folder / "roc.png")
+    if result is not None and len(result.step_losses):
+        plot_loss_curve(result.step_losses, result.history, folder / "loss.png")
+
+
+def train_view2(config: TrainConfig, data: str | Path | None, out: str | Path, *, resume: bool = False,
+                progress: bool = True, figures: bool = True, log: Callable[[str], Any] = print,
+                **split_options: Any) -> dict[str, Any]:
+    """LFW View 2: ten trainings, fold k's people held out and its pairs tested; finished folds (with a
+    metrics.json) are skipped on resume. Returns the summary: the 10-fold mean +- std."""
+    out = Path(out)
+    reports = []
+    for fold in range(LFW_FOLDS):
+        folder = out / f"fold-{fold}"
+        if resume and (folder / METRICS_FILE).is_file():
+            reports.append(json.loads((folder / METRICS_FILE).read_text()))
+            log(f"fold {fold}: done earlier, accuracy {reports[-1]['model']['accuracy']:.3f}")
+            continue
+        log(f"fold {fold}: training on the other nine folds' people")
+        split = load_split("lfw-view2", data, fold=fold, progress=progress, **split_options)
+        reports.append(train_run(split, config, folder, resume=resume and has_checkpoint(folder),
+                                 progress=progress, figures=figures, log=log))
+    summary = summarize_folds(reports)
+    atomic_write(out / METRICS_FILE, lambda f: f.write(json.dumps(summary, indent=1).encode()))
+    return summary
+
+
+def fold_folders(folder: str | Path) -> list[Path]:
+    """The fold-k run folders of an LFW View 2 run, in order (empty for a plain run folder)."""
+    return sorted((p for p in Path(folder).glob("fold-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+
+
+def summarize_folds(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report from per-fold reports: accuracy is the mean and std over folds (LFW's number), the other
+    metrics are means."""
+    summary: dict[str, Any] = {"dataset": reports[0]["dataset"], "fold": None, "folds": len(reports),
+                               "test_pairs": sum(r["test_pairs"] for r in reports),
+                               "tau": float(np.mean([r["tau"] for r in reports])),
+                               "accuracy_at_tau": float(np.mean([r["accuracy_at_tau"] for r in reports]))}
+    for name in ("model", "pixels", "eigenfaces"):
+        if all(name in r for r in reports):
+            rows = [r[name] for r in reports]
+            row = {k: _mean([r[k] for r in rows]) for k in rows[0]}
+            row["accuracy_std"] = float(np.std([r["accuracy"] for r in rows]))
+            summary[name] = row
+    return summary
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The metrics of the model and the baselines as a text table."""
+    fold = f", fold {report['fold']}" if report.get("fold") is not None else ""
+    folds = f", {report['folds']} folds" if report.get("folds") else ""
+    lines = [f"{report['dataset']}{fold}{folds}: {report['test_pairs']} test pairs",
+             f"{'':<12} {'accuracy':>15} {'AUC':>7} {'EER':>7} {'VAL@FAR':>8} {'FAR':>7} {'rank-1':>7}"]
+    for name in ("model", "pixels", "eigenfaces"):
+        if name in report:
+            m = report[name]
+            label = "tinyface" if name == "model" else name
+            lines.append(f"{label:<12} {m['accuracy']:>7.3f} +- {m['accuracy_std']:.3f} {m['auc']:>7.3f} "
+                         f"{m['eer']:>7.3f} {m['val_at_far']:>8.3f} {m['far']:>7.4f} {_number(m['one_shot_rank1'])}")
+    if report.get("folds"):
+        lines.append(f"accuracy: mean +- std over the {report['folds']} trainings, each at the tau chosen on the "
+                     "other folds' pairs; the other columns are means")
+    else:
+        lines.append(f"tau = {report['tau']:.3f} (chosen in training): accuracy {report['accuracy_at_tau']:.3f} on "
+                     "the test pairs; the accuracy above is 10-fold (tau chosen on the other folds)")
+    return "\n".join(lines)
+
+
+def json_report(report: dict[str, Any]) -> dict[str, Any]:
+    """`validate --json`: the model's metrics at the top level, the baselines under "baselines"."""
+    out = {key: report["model"][key] for key in METRIC_KEYS}
+    out.update({"tau": report["tau"], "accuracy_at_tau": report["accuracy_at_tau"], "dataset": report["dataset"],
+                "test_pairs": report["test_pairs"],
+                "baselines": {name: {key: report[name][key] for key in METRIC_KEYS}
+                              for name in ("pixels", "eigenfaces") if name in report}})
+    return out
+
+
+def _tau_source(folder: Path) -> str:
+    try:
+        return load_checkpoint(folder).meta.get("tau_source", "training") + " pairs"
+    except CheckpointError:
+        return "training"
+
+
+def _mean(values: list[Any]) -> float | None:
+    numbers = [v for v in values if v is not None]
+    return float(np.mean(numbers)) if numbers else None
+
+
+def _number(value: float | None) -> str:
+    return f"{value:>7.3f}" if value is not None else f"{'-':>7}"

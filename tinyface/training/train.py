@@ -1,0 +1,352 @@
+"""The training loop: P x K batches -> augmented images -> embeddings -> a loss -> Adam, with a progress bar,
+a log line per epoch, a validation metric, and a checkpoint written atomically at the end of every epoch.
+
+Per epoch we log the mean loss; the fraction of active triplets (hinge (d_ap + alpha) - d_an > 0 among the
+triplets the loss uses; for contrastive the fraction of pairs with a non-zero loss, for softmax the fraction of the
+batch misclassified); the mean d(a, p) over same-person pairs and d(a, n) over different-person pairs of the batch;
+the spread mean ||f(x) - mean f||^2 of the batch's embeddings (0 when the embedding has collapsed); and on the
+validation people (or, without them, on some training people) k-fold verification accuracy, AUC and the
+threshold tau that maximises accuracy on their pairs, which the checkpoint keeps.
+
+`resume=True` continues from the last checkpoint exactly: weights, BatchNorm statistics, the optimiser's moments,
+the data generator's state (batches, augmentation, mining) and the step are all restored, so N steps in one go and
+N/2 + resume + N/2 give the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import tinyface
+from tinyface import kernels, losses, mining, nn, optim
+from tinyface.data import FaceDataset, PKSampler
+from tinyface.data.transforms import random_crop, random_flip, resize
+from tinyface.eval import auc as area_under
+from tinyface.eval import best_threshold, kfold_accuracy, pair_distances, pairs_from_labels, roc_curve
+from tinyface.nn.models import FaceCNN
+from tinyface.runtime import keep_freed_memory
+from tinyface.tensor import Tensor
+from tinyface.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from tinyface.training.measure import NORMALIZATIONS, embed, preprocess
+
+LOSSES = ("semihard", "batch-hard", "batch-all", "facenet", "contrastive", "softmax")
+OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
+SCHEDULES = ("constant", "cosine")
+ARCHITECTURES = {"reference": (32, 64, 128, 128), "lfw": (32, 64, 128, 256, 256)}
+MAX_TAU_IMAGES = 500  # without validation people, tau is chosen on the pairs of at most this many training images
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run. The defaults are the Olivetti benchmark's: the reference CNN,
+    semi-hard triplet loss with margin 0.2, batches of 10 people x 10 images, Adam 1e-3, prewhitened 64x64
+    images with random flips and shifts (a crop of the image padded by `crop_padding`), 300 steps."""
+
+    loss: str = "semihard"
+    margin: float | None = None  # None: 0.2 for triplet losses, 1.0 (plain L2) for contrastive
+    people_per_batch: int = 10
+    images_per_person: int = 10
+    steps: int = 300
+    steps_per_epoch: int = 30
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    model: str = "reference"
+    widths: tuple[int, ...] | None = None  # overrides the architecture's widths (tiny models for tests)
+    embedding_dim: int = 128
+    image_size: int = 64
+    normalization: str = "prewhiten"
+    augment: bool = True
+    crop_padding: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.widths is not None:
+            self.widths = tuple(int(w) for w in self.widths)
+        for name, value, choices in (("loss", self.loss, LOSSES), ("optimizer", self.optimizer, OPTIMIZERS),
+                                     ("lr_schedule", self.lr_schedule, SCHEDULES),
+                                     ("model", self.model, tuple(ARCHITECTURES)),
+                                     ("normalization", self.normalization, NORMALIZATIONS)):
+            if value not in choices:
+                raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+        for name in ("people_per_batch", "steps", "steps_per_epoch", "embedding_dim", "image_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.people_per_batch < 2 or self.images_per_person < 2:
+            raise ValueError("batches need at least 2 people x 2 images (anchor-positive pairs and negatives), got "
+                             f"{self.people_per_batch} x {self.images_per_person}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.crop_padding < 0:
+            raise ValueError("lr must be > 0, weight_decay and crop_padding >= 0")
+        if self.margin is not None and not self.margin >= 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+
+    @property
+    def alpha(self) -> float:
+        """The margin in use."""
+        if self.margin is not None:
+            return float(self.margin)
+        return 1.0 if self.loss == "contrastive" else 0.2
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.steps / self.steps_per_epoch)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    """A trained model (eval mode), the threshold chosen for it, and the record of the run."""
+
+    model: FaceCNN
+    tau: float
+    config: TrainConfig
+    preprocessing: dict[str, Any]
+    history: list[dict[str, Any]]
+    step_losses: np.ndarray
+    wall_time: float
+    folder: Path | None = None
+    head: nn.Linear | None = field(default=None, repr=False)
+
+
+def build_face_model(config: TrainConfig, channels: int, rng: np.random.Generator) -> FaceCNN:
+    return FaceCNN(channels, config.widths or ARCHITECTURES[config.model], config.embedding_dim, rng=rng)
+
+
+def build_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> optim.Optimizer:
+    if config.optimizer == "adam":
+        return optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """lr at a step (0-based): constant, or cosine from lr down to 0 over the run."""
+    if config.lr_schedule == "cosine":
+        return config.lr * (1 + math.cos(math.pi * step / config.steps)) / 2
+    return config.lr
+
+
+def train(
+    config: TrainConfig,
+    train_data: FaceDataset,
+    validation: FaceDataset | None = None,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    metadata: dict[str, Any] | None = None,
+    progress: bool = True,
+    log: Callable[[str], Any] = print,
+    callbacks: Sequence[Callable[[dict[str, Any]], Any]] = (),
+) -> TrainResult:
+    """Train a face model on `train_data` and return it with its threshold tau.
+
+    validation: people never trained on, measured every epoch (tau is chosen on their pairs); without them, tau is
+    chosen on pairs of training images. out: a run folder, where a checkpoint is written after every epoch;
+    resume=True continues the checkpoint there (its configuration must match, except a larger `steps`).
+    metadata: JSON-able facts saved in run.json beside the run's own (e.g. how the data was split).
+    callbacks: called with each epoch's record (a dict of the logged numbers) after it is logged.
+    """
+    if out is None and resume:
+        raise ValueError("resume=True needs the run folder `out` holding the checkpoint")
+    keep_freed_memory()  # the same large temporaries every step: keep their memory instead of page-faulting it back
+    images = _training_images(train_data, config)
+    channels = images.shape[1]
+    preprocessing = {"image_size": config.image_size, "channels": channels, "normalization": config.normalization}
+    seeds = np.random.SeedSequence(config.seed).spawn(2)
+    init_rng, data_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
+    model = build_face_model(config, channels, init_rng)
+    head = nn.Linear(config.embedding_dim, train_data.num_people, rng=init_rng) if config.loss == "softmax" else None
+    optimizer = build_optimizer(config, model.parameters() + (head.parameters() if head else []))
+    sampler = PKSampler(train_data.labels, config.people_per_batch, config.images_per_person, data_rng)
+    monitor = _Monitor(validation if validation is not None else tau_people(train_data), preprocessing,
+                       "validation" if validation is not None else "train")
+
+    step, history, step_losses, wall_time = 0, [], [], 0.0
+    if resume and has_checkpoint(out):
+        checkpoint = load_checkpoint(out)
+        _check_resumable(TrainConfig.from_dict(checkpoint.meta.get("config", {})), config, out)
+        model.load_state_dict(checkpoint.model_state)
+        if head is not None:
+            head.load_state_dict(checkpoint.head_state)
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+        data_rng.bit_generator.state = checkpoint.meta["rng"]  # the sampler shares this generator
+        step, history = int(checkpoint.meta["step"]), list(checkpoint.meta["history"])
+        step_losses, wall_time = list(checkpoint.step_losses), float(checkpoint.meta.get("wall_time", 0.0))
+        log(f"resuming {out} at step {step} of {config.steps}")
+
+    for epoch in range(step // config.steps_per_epoch, config.epochs):
+        start = time.perf_counter()
+        model.train()
+        count = min(config.steps_per_epoch, config.steps - step)
+        sums: dict[str, float] = {}
+        bar = tqdm(range(count), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False,
+                   dynamic_ncols=True)
+        for _ in bar:
+            batch = sampler.sample()
+            x = _batch(images[batch], config, data_rng)
+            optimizer.lr = learning_rate(config, step)
+            numbers = _train_step(model, head, optimizer, x, train_data.labels[batch], config, data_rng)
+            step += 1
+            step_losses.append(numbers["loss"])
+            for key, value in numbers.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{numbers['loss']:.4f}", active=f"{numbers['active']:.2f}")
+        bar.close()
+        measured = monitor.measure(model)
+        tau = measured.pop("tau")  # maximises accuracy on the monitored pairs
+        wall_time += time.perf_counter() - start
+        record = {"epoch": epoch + 1, "step": step, **{k: v / count for k, v in sums.items()}, **measured,
+                  "tau": tau, "lr": optimizer.lr, "seconds": time.perf_counter() - start}
+        history.append(record)
+        log(_format(record, config.epochs, monitor.source))
+        if out is not None:
+            meta = {"tinyface_version": tinyface.__version__, "model": model.config, "preprocessing": preprocessing,
+                    "tau": tau, "tau_source": monitor.source, "config": asdict(config), "step": step,
+                    "epoch": epoch + 1, "finished": step >= config.steps, "rng": data_rng.bit_generator.state,
+                    "history": history, "wall_time": wall_time, **(metadata or {})}
+            save_checkpoint(out, meta, model.state_dict(), optimizer.state_dict(),
+                            head.state_dict() if head else None, np.asarray(step_losses))
+        for callback in callbacks:
+            callback(record)
+    tau = history[-1]["tau"]  # of the last epoch (also when a finished run was "resumed")
+    model.eval()
+    return TrainResult(model, float(tau), config, preprocessing, history, np.asarray(step_losses), wall_time,
+                       None if out is None else Path(out), head)
+
+
+# -- one step ------------------------------------------------------------------------------------------------
+def _train_step(model: FaceCNN, head: nn.Linear | None, optimizer: optim.Optimizer, x: np.ndarray,
+                labels: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> dict[str, float]:
+    """Forward, loss, backward, update; returns the batch's loss, active fraction and distance statistics."""
+    raw = model.embed_unnormalized(Tensor(x))
+    embeddings = model.normalize(raw) if model.normalize is not None else raw
+    e = embeddings.numpy()
+    d = np.asarray(kernels.pairwise_sqdist(e))
+    loss, active = _objective(embeddings, raw, labels, d, head, config, rng)
+    optimizer.zero_grad()
+    if loss is not None:
+        loss.backward()
+        optimizer.step()
+    same = labels[:, None] == labels[None, :]
+    off_diagonal = ~np.eye(len(labels), dtype=bool)
+    return {"loss": 0.0 if loss is None else float(loss.item()), "active": float(active),
+            "d_ap": float(d[same & off_diagonal].mean()), "d_an": float(d[~same].mean()),
+            "spread": float(np.mean(np.sum((e - e.mean(axis=0)) ** 2, axis=1)))}
+
+
+def _objective(embeddings: Tensor, raw: Tensor, labels: np.ndarray, d: np.ndarray, head: nn.Linear | None,
+               config: TrainConfig, rng: np.random.Generator) -> tuple[Tensor | None, float]:
+    """(loss, fraction active) of the configured loss; loss None when FaceNet's rule selects no triplet."""
+    alpha = config.alpha
+    if config.loss == "semihard":
+        return losses.semihard_triplet_loss(embeddings, labels, alpha), _active(d, mining.semihard_negative_triplets(
+            d, labels), alpha)
+    if config.loss == "batch-hard":
+        return losses.batch_hard_triplet_loss(embeddings, labels, alpha), _active(d, mining.batch_hard_triplets(
+            d, labels), alpha)
+    if config.loss == "batch-all":
+        return losses.batch_all_triplet_loss(embeddings, labels, alpha)
+    if config.loss == "facenet":
+        # FaceNet's selection: per anchor-positive pair a random negative with d_an - d_ap < alpha; the fraction
+        # logged is that of the pairs which found one (each selected triplet is active by construction)
+        t = mining.facenet_triplets(d, labels, rng, alpha)
+        pairs = int(np.sum(np.triu(labels[:, None] == labels[None, :], k=1)))
+        if len(t) == 0:
+            return None, 0.0
+        loss = losses.triplet_loss(embeddings[t[:, 0]], embeddings[t[:, 1]], embeddings[t[:, 2]], alpha, "mean")
+        return loss, len(t) / pairs
+    if config.loss == "contrastive":
+        # every same-person pair of the batch, and as many different-person pairs drawn at random
+        i, j = np.triu_indices(len(labels), k=1)
+        same = labels[i] == labels[j]
+        different = rng.choice(np.flatnonzero(~same), size=min(same.sum(), (~same).sum()), replace=False)
+        keep = np.concatenate([np.flatnonzero(same), np.sort(different)])
+        per_pair = losses.contrastive_loss(embeddings[i[keep]], embeddings[j[keep]], same[keep], alpha, "none")
+        return per_pair.mean(), float(np.mean(per_pair.numpy() > 0))
+    logits = head(raw)  # softmax: a classifier over the training people on the embedding layer
+    wrong = np.mean(logits.numpy().argmax(axis=1) != labels)
+    return losses.cross_entropy(logits, labels), float(wrong)
+
+
+def _active(d: np.ndarray, triplets: np.ndarray, alpha: float) -> float:
+    if len(triplets) == 0:
+        return 0.0
+    a, p, n = triplets.T
+    return float(np.mean(d[a, p] + alpha > d[a, n]))
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def _training_images(data: FaceDataset, config: TrainConfig) -> np.ndarray:
+    """The training images as uint8 at the configured size (resized once, not every batch)."""
+    images = data.images
+    if images.shape[2:] != (config.image_size, config.image_size):
+        images = resize(images, config.image_size)
+    return images
+
+
+def _batch(images: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """Normalised float32 images, then (augment) a random mirror and a random shift of up to crop_padding pixels
+    (crop of the zero-padded image: zero is the mean of a prewhitened image)."""
+    x = preprocess(images, {"image_size": config.image_size, "channels": images.shape[1],
+                            "normalization": config.normalization})
+    if config.augment:
+        x = random_flip(x, rng)
+        if config.crop_padding:
+            x = random_crop(x, rng, padding=config.crop_padding)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def tau_people(data: FaceDataset) -> FaceDataset:
+    """Training people with 2+ images, in label order, up to MAX_TAU_IMAGES images: their pairs choose tau."""
+    counts = data.image_counts()
+    people = np.flatnonzero(counts >= 2)
+    keep = people[np.cumsum(counts[people]) <= MAX_TAU_IMAGES]
+    return data.people(keep if len(keep) >= 2 else people[:2])
+
+
+class _Monitor:
+    """Verification on fixed pairs of held-out people after each epoch: k-fold accuracy, AUC and tau."""
+
+    def __init__(self, people: FaceDataset, preprocessing: dict[str, Any], source: str) -> None:
+        self.people, self.preprocessing, self.source = people, preprocessing, source
+        self.i, self.j, self.same = pairs_from_labels(people.labels, rng=0)
+
+    def measure(self, model: FaceCNN) -> dict[str, float]:
+        d = pair_distances(embed(model, self.people.images, self.preprocessing), self.i, self.j)
+        far, tar, _ = roc_curve(d, self.same)
+        return {f"{self.source}_accuracy": kfold_accuracy(d, self.same).mean,
+                f"{self.source}_auc": area_under(far, tar), "tau": best_threshold(d, self.same)}
+
+
+def _check_resumable(saved: TrainConfig, config: TrainConfig, out: Any) -> None:
+    theirs, ours = asdict(saved), asdict(config)
+    theirs.pop("steps"), ours.pop("steps")
+    different = {k: (theirs[k], ours[k]) for k in ours if theirs.get(k) != ours[k]}
+    if different:
+        raise ValueError(f"cannot resume {out}: its configuration differs in {different} (saved, given)")
+    if config.steps < saved.steps:
+        raise ValueError(f"cannot resume {out} with fewer steps ({config.steps}) than it was set up for "
+                         f"({saved.steps})")
+
+
+def _format(record: dict[str, Any], epochs: int, source: str) -> str:
+    return (f"epoch {record['epoch']:>3}/{epochs}  step {record['step']:>6}  loss {record['loss']:.4f}  "
+            f"active {record['active']:.3f}  d(a,p) {record['d_ap']:.3f}  d(a,n) {record['d_an']:.3f}  "
+            f"spread {record['spread']:.3f}  {source} acc {record[f'{source}_accuracy']:.3f} "
+            f"auc {record[f'{source}_auc']:.3f}  tau {record['tau']:.3f}  ({record['seconds']:.1f} s)")
