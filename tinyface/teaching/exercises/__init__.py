@@ -1,0 +1,24 @@
+"""Checks for the lessons' exercises: each one tells a student whether an answer is right, and if not, why not.
+
+A check takes the student's answer (a value, a function or a class) and whatever it needs to work out the right
+answer itself, and returns a `Verdict`, shown in a notebook as one line:
+
+    ✓ right: ...        ✗ wrong: a hint        … not answered yet
+
+A check never raises on a wrong or missing answer, so a lesson runs top to bottom with its exercises open. An
+answer is "not answered yet" while it is the placeholder: None, `...`, or a function that raises
+NotImplementedError. Any other error in the student's code is reported as a wrong answer with the error.
+
+One module per lesson, imported by its notebook as `from tinyface.teaching.exercises import lesson05_triplet_loss
+as ex`; open verdict.py first, for the Verdict and the helpers every check reads answers with.
+
+    verdict                     Verdict, and turning a function that raises on a wrong answer into a check
+    lesson01_similarity         check_squared_distance, check_far_frr, check_identify
+    lesson02_autograd           check_anchor_gradient, check_numerical_gradient, check_function
+    lesson03_cnn                check_conv_output_size, check_conv_parameter_count, check_max_pool
+    lesson04_siamese            check_contrastive_loss, check_balanced_pairs, check_push_distance
+    lesson05_triplet_loss       check_triplet_loss, check_collapsed_loss, check_triplet_gradients
+    lesson06_choosing_triplets  check_semihard_triplets, check_batch_hard, check_fraction_active
+    lesson07_measuring          check_auc, check_threshold_at_far, check_pairwise_precision_recall
+    lesson08_gpu_kernels        check_pairwise_sqdist, check_cuda_sqdist_kernel, check_cubic_memory
+"""

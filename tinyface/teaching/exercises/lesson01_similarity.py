@@ -1,0 +1,86 @@
+"""Lesson 1, the similarity function: checks for its exercises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from tinyface.teaching.exercises.verdict import _call, _check, _given, _number, _pair_of_numbers, _Wrong
+
+
+@_check
+def check_squared_distance(fn: Callable[[np.ndarray, np.ndarray], float]) -> str:
+    """fn(img1, img2): the squared L2 distance between the two images' pixel vectors, each flattened and
+    scaled to unit length (so the answer lies in [0, 4])."""
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 256, (2, 1, 64, 64), dtype=np.uint8)
+    cases = [(a, b), (a, a), (b, a), (a, (a // 2).astype(np.uint8)), (a, 255 - a)]
+    for x, y in cases:
+        u = x.reshape(-1).astype(np.float64)
+        v = y.reshape(-1).astype(np.float64)
+        unit_u, unit_v = u / np.linalg.norm(u), v / np.linalg.norm(v)
+        expected = float(np.sum((unit_u - unit_v) ** 2))
+        got = _number(_call(fn, x.copy(), y.copy()), "d(img1, img2)")
+        if np.isclose(got, expected, rtol=1e-4, atol=1e-5):
+            continue
+        if np.isclose(got, np.sqrt(expected), rtol=1e-4, atol=1e-5):
+            raise _Wrong("that is the distance, not its square: FaceNet's d is the squared L2 distance")
+        if np.isclose(got, np.sum((u - v) ** 2), rtol=1e-3) or got > 4 + 1e-6:
+            raise _Wrong("scale each pixel vector to unit length first (x / ||x||), so that d lies in [0, 4]")
+        raise _Wrong(f"for one pair of test images the answer is {expected:.6f}, you gave {got:.6f}")
+    return "d(img1, img2) = ||x1/||x1|| - x2/||x2|| ||^2, 0 for identical images and at most 4"
+
+
+@_check
+def check_far_frr(answer: tuple[float, float], distances: np.ndarray, same: np.ndarray, tau: float) -> str:
+    """answer = (FAR, FRR) when pairs with distance <= tau are accepted as the same person."""
+    far, frr = _pair_of_numbers(answer, "FAR, FRR")
+    d, s = np.asarray(distances), np.asarray(same, dtype=bool)
+    accepted = d <= tau
+    expected = float(np.mean(accepted[~s])), float(np.mean(~accepted[s]))
+    if np.allclose((far, frr), expected, atol=1e-9):
+        return f"FAR = {expected[0]:.4f} (different pairs accepted), FRR = {expected[1]:.4f} (same pairs rejected)"
+    if np.allclose((frr, far), expected, atol=1e-9):
+        raise _Wrong("you swapped them: FAR counts different-person pairs accepted, FRR same-person pairs rejected")
+    if np.isclose(far, expected[0]) and np.isclose(frr, 1 - expected[1]):
+        raise _Wrong("FAR is right; FRR is the fraction of same pairs REJECTED (d > tau), not accepted")
+    if np.isclose(far, float(np.mean(accepted & ~s))) or np.isclose(frr, float(np.mean(~accepted & s))):
+        raise _Wrong("divide by the number of different pairs (for FAR) or same pairs (for FRR), not by all pairs")
+    raise _Wrong(f"expected FAR, FRR near ({expected[0]:.3f}, {expected[1]:.3f}); accept a pair when d <= tau")
+
+
+@_check
+def check_identify(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, float], int]) -> str:
+    """fn(probe (D,), gallery (K, D), gallery_labels (K,), tau): the label of the nearest gallery face when its
+    squared distance is <= tau, else -1 (an unknown person: open-set identification)."""
+    gallery = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.6, 0.8, 0.0]])
+    labels = np.array([7, 3, 9, 3])
+    cases = [  # probe, tau, expected label
+        (np.array([0.9, 0.1, 0.0]), 0.5, 7),
+        (np.array([0.1, 0.2, 0.95]), 0.5, 9),
+        (np.array([0.55, 0.85, 0.0]), 0.5, 3),
+        (np.array([0.58, 0.0, -0.8]), 0.5, -1),  # nearest is too far: unknown
+        (np.array([0.58, 0.0, -0.8]), 2.0, 7),
+    ]
+    for probe, tau, expected in cases:
+        got = _call(fn, probe / np.linalg.norm(probe), gallery.copy(), labels.copy(), tau)
+        _given(got)
+        try:
+            got = int(got)
+        except (TypeError, ValueError):
+            raise _Wrong(f"return one integer label (or -1), got {got!r}") from None
+        if got == expected:
+            continue
+        distances = np.sum((gallery - probe / np.linalg.norm(probe)) ** 2, axis=1)
+        if got == int(np.argmin(distances)) and expected != -1:
+            raise _Wrong("you returned the index of the nearest gallery face; return its label, gallery_labels[i]")
+        if expected == -1:
+            raise _Wrong("a probe whose nearest gallery face is farther than tau is unknown: return -1")
+        if got == -1:
+            raise _Wrong("you rejected a probe whose nearest gallery face is within tau (accept when d <= tau)")
+        raise _Wrong(f"expected label {expected}, got {got}: take the gallery face with the smallest distance")
+    return "nearest gallery face, accepted only within tau: 1:K identification with an open door for strangers"
+
+
+__all__ = ["check_far_frr", "check_identify", "check_squared_distance"]
