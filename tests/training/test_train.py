@@ -2,6 +2,7 @@
 real faces the loss falls and held-out people are told apart."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from tinyface.eval import pairs_from_labels
 from tinyface.training.checkpoint import load_checkpoint
 from tinyface.training.measure import Pairs, embed, verification_metrics
 from tinyface.training.split import load_split
-from tinyface.training.train import LOSSES, TrainConfig, learning_rate, train
+from tinyface.training.train import LOSSES, TrainConfig, learning_rate, run_progress, train
 
 
 def synthetic_faces(people=8, images=6, size=16, seed=0) -> FaceDataset:
@@ -129,8 +130,9 @@ def test_bad_settings_are_refused_with_the_choices():
 
 def test_cosine_schedule_goes_from_lr_to_zero():
     config = TrainConfig(lr=0.1, steps=10, lr_schedule="cosine")
-    assert learning_rate(config, 0) == pytest.approx(0.1) and learning_rate(config, 10) == pytest.approx(0.0)
-    assert learning_rate(TrainConfig(lr=0.1), 7) == 0.1
+    at = [learning_rate(config, run_progress(config, step, 0.0)) for step in (0, 5, 10)]
+    assert at == pytest.approx([0.1, 0.05, 0.0])
+    assert learning_rate(TrainConfig(lr=0.1), 0.7) == 0.1
 
 
 def test_training_on_real_faces_lowers_the_loss_and_separates_held_out_people(olivetti_path):
@@ -144,3 +146,21 @@ def test_training_on_real_faces_lowers_the_loss_and_separates_held_out_people(ol
     metrics = verification_metrics(embed(result.model, split.test.images, result.preprocessing), split.test.labels,
                                    Pairs(i, j, same))
     assert len(i) == 900 and metrics["accuracy"] > 0.75 and metrics["auc"] > 0.8
+
+
+def test_a_wall_clock_budget_ends_the_run_and_the_schedule_follows_it(faces):
+    config = tiny(minutes=0.02, steps=10**6, steps_per_epoch=5, lr_schedule="cosine")
+    start = time.perf_counter()
+    result = train(config, *faces, progress=False, log=lambda line: None)
+    assert time.perf_counter() - start < 60 and 1.2 - 0.5 < result.wall_time < 1.2 + 10
+    assert result.history and all(r["images_per_second"] > 0 for r in result.history)
+    assert learning_rate(config, run_progress(config, 0, 0.0)) == config.lr
+    assert learning_rate(config, run_progress(config, 5, 0.6)) == pytest.approx(config.lr / 2)
+    assert learning_rate(config, run_progress(config, 5, 10.0)) == 0.0
+
+
+@pytest.mark.parametrize("bad", [{"minutes": 0}, {"minutes": -1.0}, {"minutes": float("nan")}, {"lr": float("nan")},
+                                 {"weight_decay": float("nan")}, {"margin": float("nan")}, {"steps": 0}])
+def test_bad_settings_are_refused_with_their_name(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        tiny(**bad)

@@ -54,6 +54,11 @@ class Checkpoint:
     def tau(self) -> float:
         return float(self.meta["tau"])
 
+    def tau_for(self, flip: bool) -> float:
+        """The threshold for embeddings made with (flip=True) or without test-time flipping; runs saved before
+        tinyface measured flipped embeddings have only the plain tau."""
+        return float(self.meta.get("tau_flip", self.meta["tau"])) if flip else self.tau
+
     @property
     def preprocessing(self) -> dict[str, Any]:
         return self.meta["preprocessing"]

@@ -60,15 +60,27 @@ def preprocess(images: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
     raise ValueError(f"unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}")
 
 
-def embed(model: Module, images: np.ndarray, preprocessing: dict[str, Any], batch_size: int = 128) -> np.ndarray:
+def embed(model: Module, images: np.ndarray, preprocessing: dict[str, Any], batch_size: int = 128,
+          flip: bool = False) -> np.ndarray:
     """Embeddings (N, D) float32 of uint8 images (N, C, H, W): eval mode (BatchNorm's running statistics) and
-    no graph; the model's train/eval mode is restored afterwards."""
+    no graph; the model's train/eval mode is restored afterwards.
+
+    flip: test-time augmentation, f(x) + f(mirror(x)) renormalised to unit length (a face and its mirror image
+    are the same person, so their mean direction is a less noisy estimate of the embedding)."""
     was_training = model.training
     model.eval()
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        x = preprocess(batch, preprocessing)
+        e = model(Tensor(x)).numpy()
+        if flip:
+            e = e + model(Tensor(np.ascontiguousarray(x[..., ::-1]))).numpy()
+            e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), np.float32(1e-12))
+        return e
+
     try:
         with no_grad():
-            out = [model(Tensor(preprocess(images[k : k + batch_size], preprocessing))).numpy()
-                   for k in range(0, len(images), batch_size)]
+            out = [forward(images[k : k + batch_size]) for k in range(0, len(images), batch_size)]
     finally:
         model.train(was_training)
     if not out:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyface.eval import pair_distances
+from tinyface.eval import open_set_report, pair_distances
 from tinyface.files import atomic_write
 from tinyface.training.checkpoint import CheckpointError, has_checkpoint, load_checkpoint
 from tinyface.training.figures import plot_distance_histograms, plot_loss_curve, plot_roc
@@ -35,11 +35,12 @@ def train_run(split: Split, config: TrainConfig, out: str | Path, *, resume: boo
     return report
 
 
-def measure_run(folder: str | Path, split: Split | None = None, baselines: bool = True
+def measure_run(folder: str | Path, split: Split | None = None, baselines: bool = True, flip: bool = True
                 ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """(report, curves) of a run folder's checkpoint on a split's test pairs (default: the split it was trained
-    on). report: {"model": metrics, "pixels": ..., "eigenfaces": ..., "tau", "accuracy_at_tau", ...};
-    curves: {name: (distances, same)} of the test pairs, for the figures."""
+    on). report: {"model": metrics, "model_flip": the same with test-time flipping (unless flip=False),
+    "pixels": ..., "eigenfaces": ..., "tau", "accuracy_at_tau", ...}; curves: {name: (distances, same)} of the
+    test pairs, for the figures."""
     checkpoint = load_checkpoint(folder)
     if split is None:
         if "task" not in checkpoint.meta:
@@ -62,6 +63,12 @@ def measure_run(folder: str | Path, split: Split | None = None, baselines: bool 
         "model": metrics,
     }
     curves = {"tinyface": (distances, same)}
+    if flip:
+        flipped = embed(model, split.test.images, checkpoint.preprocessing, flip=True)
+        if split.fold is None:
+            report["model_flip"] = verification_metrics(flipped, split.test.labels, split.pairs)
+        else:
+            report["model_flip"] = held_out_fold_metrics(flipped, split.test.labels, split.pairs, split.fold)
     if baselines:
         for name, values in baseline_metrics(split.training_people, split.test, split.pairs, split.fold).items():
             report[name] = values
@@ -117,7 +124,7 @@ def summarize_folds(reports: list[dict[str, Any]]) -> dict[str, Any]:
                                "test_pairs": sum(r["test_pairs"] for r in reports),
                                "tau": float(np.mean([r["tau"] for r in reports])),
                                "accuracy_at_tau": float(np.mean([r["accuracy_at_tau"] for r in reports]))}
-    for name in ("model", "pixels", "eigenfaces"):
+    for name in ("model", "model_flip", "pixels", "eigenfaces"):
         if all(name in r for r in reports):
             rows = [r[name] for r in reports]
             row = {k: _mean([r[k] for r in rows]) for k in rows[0]}
@@ -132,10 +139,10 @@ def format_table(report: dict[str, Any]) -> str:
     folds = f", {report['folds']} folds" if report.get("folds") else ""
     lines = [f"{report['dataset']}{fold}{folds}: {report['test_pairs']} test pairs",
              f"{'':<12} {'accuracy':>15} {'AUC':>7} {'EER':>7} {'VAL@FAR':>8} {'FAR':>7} {'rank-1':>7}"]
-    for name in ("model", "pixels", "eigenfaces"):
+    for name in ("model", "model_flip", "pixels", "eigenfaces"):
         if name in report:
             m = report[name]
-            label = "tinyface" if name == "model" else name
+            label = {"model": "tinyface", "model_flip": "  + flip"}.get(name, name)
             lines.append(f"{label:<12} {m['accuracy']:>7.3f} +- {m['accuracy_std']:.3f} {m['auc']:>7.3f} "
                          f"{m['eer']:>7.3f} {m['val_at_far']:>8.3f} {m['far']:>7.4f} {_number(m['one_shot_rank1'])}")
     if report.get("folds"):
@@ -154,6 +161,8 @@ def json_report(report: dict[str, Any]) -> dict[str, Any]:
                 "test_pairs": report["test_pairs"],
                 "baselines": {name: {key: report[name][key] for key in METRIC_KEYS}
                               for name in ("pixels", "eigenfaces") if name in report}})
+    if "model_flip" in report:
+        out["flip"] = {key: report["model_flip"][key] for key in METRIC_KEYS}  # test-time flipping
     return out
 
 
@@ -171,3 +180,27 @@ def _mean(values: list[Any]) -> float | None:
 
 def _number(value: float | None) -> str:
     return f"{value:>7.3f}" if value is not None else f"{'-':>7}"
+
+
+def measure_open_set(embeddings: np.ndarray, labels: np.ndarray, tau: float,
+                     false_alarm_rates: tuple[float, ...] = (0.01, 0.1)) -> list[dict[str, Any]] | None:
+    """Open-set identification on the held-out people (half enrolled with one image, half strangers, 10 trials):
+    DIR at fixed false alarm rates and at the run's tau, as JSON-able rows; None when the test people cannot be
+    split so."""
+    try:
+        points = open_set_report(embeddings, labels, rng=0, false_alarm_rates=false_alarm_rates, tau=tau)
+    except ValueError:
+        return None
+    return [{"condition": p.condition, "dir": p.dir_mean, "dir_std": p.dir_std, "false_alarm_rate":
+             p.false_alarm_rate, "threshold": p.threshold} for p in points]
+
+
+def format_open_set(rows: list[dict[str, Any]] | None) -> str:
+    """The rows of measure_open_set as lines to append to format_table's table ("" when there are none)."""
+    if not rows:
+        return ""
+    lines = [f"  {p['condition'] if not p['condition'].startswith('tau') else 'at the run tau':<14} DIR "
+             f"{p['dir']:.3f} +- {p['dir_std']:.3f}   false alarms {p['false_alarm_rate']:.3f}   threshold "
+             f"{p['threshold']:.3f}" for p in rows]
+    return ("\nopen-set identification on the test people (half enrolled with one image each, half strangers; "
+            "10 trials):\n" + "\n".join(lines))

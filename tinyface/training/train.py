@@ -56,6 +56,7 @@ class TrainConfig:
     images_per_person: int = 10
     steps: int = 300
     steps_per_epoch: int = 30
+    minutes: float | None = None  # a wall-clock budget: train until it is spent (then `steps` is only a ceiling)
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -84,10 +85,15 @@ class TrainConfig:
         if self.people_per_batch < 2 or self.images_per_person < 2:
             raise ValueError("batches need at least 2 people x 2 images (anchor-positive pairs and negatives), got "
                              f"{self.people_per_batch} x {self.images_per_person}")
-        if not self.lr > 0 or self.weight_decay < 0 or self.crop_padding < 0:
-            raise ValueError("lr must be > 0, weight_decay and crop_padding >= 0")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf or self.crop_padding < 0:
+            raise ValueError(f"weight_decay and crop_padding must be >= 0, got {self.weight_decay}, "
+                             f"{self.crop_padding}")
         if self.margin is not None and not self.margin >= 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if self.minutes is not None and not (0 < self.minutes < math.inf):
+            raise ValueError(f"minutes must be a positive number, got {self.minutes}")
 
     @property
     def alpha(self) -> float:
@@ -98,7 +104,12 @@ class TrainConfig:
 
     @property
     def epochs(self) -> int:
+        """Epochs of the run (with a wall-clock budget, the most it may take)."""
         return math.ceil(self.steps / self.steps_per_epoch)
+
+    @property
+    def budget_seconds(self) -> float:
+        return math.inf if self.minutes is None else 60.0 * self.minutes
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -135,11 +146,18 @@ def build_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> optim.Op
     return optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """lr at a step (0-based): constant, or cosine from lr down to 0 over the run."""
+def learning_rate(config: TrainConfig, progress: float) -> float:
+    """lr at a point of the run, progress in [0, 1): constant, or cosine from lr down to 0,
+    lr (1 + cos(pi progress)) / 2."""
     if config.lr_schedule == "cosine":
-        return config.lr * (1 + math.cos(math.pi * step / config.steps)) / 2
+        return config.lr * (1 + math.cos(math.pi * min(progress, 1.0))) / 2
     return config.lr
+
+
+def run_progress(config: TrainConfig, step: int, seconds: float) -> float:
+    """How far the run has gone, in [0, 1]: by steps, or by the wall-clock budget when one is set (whichever
+    ends it first), so that a schedule follows the budget."""
+    return max(step / config.steps, seconds / config.budget_seconds)
 
 
 def train(
@@ -190,36 +208,44 @@ def train(
         step_losses, wall_time = list(checkpoint.step_losses), float(checkpoint.meta.get("wall_time", 0.0))
         log(f"resuming {out} at step {step} of {config.steps}")
 
-    for epoch in range(step // config.steps_per_epoch, config.epochs):
+    batch_images = config.people_per_batch * config.images_per_person
+    epoch = step // config.steps_per_epoch
+    while not _finished(config, step, wall_time, history):
         start = time.perf_counter()
         model.train()
-        count = min(config.steps_per_epoch, config.steps - step)
         sums: dict[str, float] = {}
-        bar = tqdm(range(count), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False,
+        count, last = 0, min(config.steps_per_epoch, config.steps - step)
+        total = f"{config.epochs}" if config.minutes is None else f"{config.minutes:g} min"
+        bar = tqdm(total=last, desc=f"epoch {epoch + 1}/{total}", disable=not progress, leave=False,
                    dynamic_ncols=True)
-        for _ in bar:
+        while count < last and (count == 0 or wall_time + time.perf_counter() - start < config.budget_seconds):
             batch = sampler.sample()
             x = _batch(images[batch], config, data_rng)
-            optimizer.lr = learning_rate(config, step)
+            optimizer.lr = learning_rate(config, run_progress(config, step, wall_time + time.perf_counter() - start))
             numbers = _train_step(model, head, optimizer, x, train_data.labels[batch], config, data_rng)
-            step += 1
+            step, count = step + 1, count + 1
             step_losses.append(numbers["loss"])
             for key, value in numbers.items():
                 sums[key] = sums.get(key, 0.0) + value
-            bar.set_postfix(loss=f"{numbers['loss']:.4f}", active=f"{numbers['active']:.2f}")
+            bar.update()
+            bar.set_postfix(loss=f"{numbers['loss']:.4f}", active=f"{numbers['active']:.2f}",
+                            img_s=f"{count * batch_images / (time.perf_counter() - start):.0f}")
         bar.close()
+        train_seconds = time.perf_counter() - start
         measured = monitor.measure(model)
-        tau = measured.pop("tau")  # maximises accuracy on the monitored pairs
+        tau, tau_flip = measured.pop("tau"), measured.pop("tau_flip")  # maximise accuracy on the monitored pairs
         wall_time += time.perf_counter() - start
-        record = {"epoch": epoch + 1, "step": step, **{k: v / count for k, v in sums.items()}, **measured,
-                  "tau": tau, "lr": optimizer.lr, "seconds": time.perf_counter() - start}
+        epoch += 1
+        record = {"epoch": epoch, "step": step, **{k: v / count for k, v in sums.items()}, **measured,
+                  "tau": tau, "lr": optimizer.lr, "images_per_second": count * batch_images / train_seconds,
+                  "seconds": time.perf_counter() - start}
         history.append(record)
-        log(_format(record, config.epochs, monitor.source))
+        log(_format(record, config, monitor.source))
         if out is not None:
             meta = {"tinyface_version": tinyface.__version__, "model": model.config, "preprocessing": preprocessing,
-                    "tau": tau, "tau_source": monitor.source, "config": asdict(config), "step": step,
-                    "epoch": epoch + 1, "finished": step >= config.steps, "rng": data_rng.bit_generator.state,
-                    "history": history, "wall_time": wall_time, **(metadata or {})}
+                    "tau": tau, "tau_flip": tau_flip, "tau_source": monitor.source, "config": asdict(config),
+                    "step": step, "epoch": epoch, "finished": _finished(config, step, wall_time, history),
+                    "rng": data_rng.bit_generator.state, "history": history, "wall_time": wall_time, **(metadata or {})}
             save_checkpoint(out, meta, model.state_dict(), optimizer.state_dict(),
                             head.state_dict() if head else None, np.asarray(step_losses))
         for callback in callbacks:
@@ -328,10 +354,18 @@ class _Monitor:
         self.i, self.j, self.same = pairs_from_labels(people.labels, rng=0)
 
     def measure(self, model: FaceCNN) -> dict[str, float]:
+        """Accuracy and AUC of plain embeddings, and tau for plain and for flipped (test-time) embeddings."""
         d = pair_distances(embed(model, self.people.images, self.preprocessing), self.i, self.j)
+        d_flip = pair_distances(embed(model, self.people.images, self.preprocessing, flip=True), self.i, self.j)
         far, tar, _ = roc_curve(d, self.same)
         return {f"{self.source}_accuracy": kfold_accuracy(d, self.same).mean,
-                f"{self.source}_auc": area_under(far, tar), "tau": best_threshold(d, self.same)}
+                f"{self.source}_auc": area_under(far, tar), "tau": best_threshold(d, self.same),
+                "tau_flip": best_threshold(d_flip, self.same)}
+
+
+def _finished(config: TrainConfig, step: int, wall_time: float, history: list[dict[str, Any]]) -> bool:
+    """The run is over when its steps are done or its wall-clock budget is spent (after at least one epoch)."""
+    return step >= config.steps or (bool(history) and wall_time >= config.budget_seconds)
 
 
 def _check_resumable(saved: TrainConfig, config: TrainConfig, out: Any) -> None:
@@ -345,8 +379,10 @@ def _check_resumable(saved: TrainConfig, config: TrainConfig, out: Any) -> None:
                          f"({saved.steps})")
 
 
-def _format(record: dict[str, Any], epochs: int, source: str) -> str:
+def _format(record: dict[str, Any], config: TrainConfig, source: str) -> str:
+    epochs = config.epochs if config.minutes is None else f"{config.minutes:g}min"
     return (f"epoch {record['epoch']:>3}/{epochs}  step {record['step']:>6}  loss {record['loss']:.4f}  "
             f"active {record['active']:.3f}  d(a,p) {record['d_ap']:.3f}  d(a,n) {record['d_an']:.3f}  "
             f"spread {record['spread']:.3f}  {source} acc {record[f'{source}_accuracy']:.3f} "
-            f"auc {record[f'{source}_auc']:.3f}  tau {record['tau']:.3f}  ({record['seconds']:.1f} s)")
+            f"auc {record[f'{source}_auc']:.3f}  tau {record['tau']:.3f}  {record['images_per_second']:.0f} img/s  "
+            f"({record['seconds']:.1f} s)")
