@@ -15,10 +15,10 @@ import numpy as np
 
 from tinyface import kernels, ops
 from tinyface.device import array_module, to_numpy
+from tinyface.kernels.contract import FALLBACKS, Fallback
 from tinyface.tensor import Function, Tensor
 
 Reduction = Literal["sum", "mean", "none"]
-Fallback = Literal["easiest", "hardest", "skip"]
 
 
 # -- autograd ops backed by kernels --------------------------------------------------------------------------
@@ -154,8 +154,8 @@ def semihard_triplet_loss(
     d_an > d_ap (lowest index at a tie). When there is none, fallback="easiest" takes the anchor's largest d_an
     (the TensorFlow Addons rule), "hardest" its smallest, "skip" drops the pair. The loss is the mean over the kept
     pairs of max((d_ap + margin) - d_an, 0); 0 (with a zero gradient) when "skip" keeps none."""
-    if fallback not in ("easiest", "hardest", "skip"):
-        raise ValueError(f"fallback must be 'easiest', 'hardest' or 'skip', got {fallback!r}")
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
     x, labels = _check_batch(embeddings, labels)
     loss, grad_x, _ = kernels.semihard_triplet(x.data, labels, _margin(margin), fallback, backend=backend)
     return KernelLoss.apply(x, loss=loss, grad_x=grad_x)

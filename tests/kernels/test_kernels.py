@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tinyface import kernels
+from tinyface.kernels import cupy_cuda  # imports without CuPy: its compile options need none
+from tinyface.kernels.contract import FALLBACKS
 
 numpy_ref = kernels.numpy_ref
 CUDA_SOURCES = sorted(Path(kernels.__file__).parent.glob("*.cu"))
-FALLBACKS = ("easiest", "hardest", "skip")
 MARGINS = (0.0, 0.5, 1.0, 2.0)
 
 
@@ -357,7 +358,7 @@ def test_numba_cuda_kernels_type_and_lower_for_the_gpu():
 def test_cuda_sources_compile_with_nvcc(source, real, tmp_path):
     ptx = tmp_path / f"{source.stem}.ptx"
     result = subprocess.run(
-        ["nvcc", "--ptx", f"-Dreal_t={real}", str(source), "-o", str(ptx)], capture_output=True, text=True
+        ["nvcc", "--ptx", *cupy_cuda.compile_options(real), str(source), "-o", str(ptx)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     entries = {line.split()[-1].rstrip("(") for line in ptx.read_text().splitlines() if ".entry" in line}

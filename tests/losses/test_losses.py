@@ -126,7 +126,7 @@ def test_batch_hard_triplet_loss_gradcheck(seed, b, margin):
 
 
 @CHECK
-@given(st.integers(0, 2**32 - 1), st.integers(4, 8), st.sampled_from(["easiest", "hardest", "skip"]))
+@given(st.integers(0, 2**32 - 1), st.integers(4, 8), st.sampled_from(kernels.contract.FALLBACKS))
 def test_semihard_triplet_loss_gradcheck(seed, b, fallback):
     x, labels = batch(seed, b)
     assume(away_from_kinks(x, labels, 0.2))

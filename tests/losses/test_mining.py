@@ -60,7 +60,7 @@ def test_batch_hard_triplets_take_the_farthest_positive_and_nearest_negative(bat
 
 
 @SETTINGS
-@given(labelled_distances(), st.sampled_from(["easiest", "hardest", "skip"]))
+@given(labelled_distances(), st.sampled_from(kernels.contract.FALLBACKS))
 def test_semihard_negative_triplets_follow_the_loss_selection(batch, fallback):
     d, labels = batch
     out = mining.semihard_negative_triplets(d, labels, fallback)

@@ -1,16 +1,12 @@
-"""The hot path of triplet training, one signature per kernel, the same numbers on every backend.
+"""The hot path of triplet training: pairwise distances and fused triplet losses, the same numbers on every backend.
 
-    pairwise_sqdist(x)                              (B, D) -> (B, B) squared L2 distances
-    pairwise_sqdist_backward(x, grad_d)             -> grad_x (B, D)
-    semihard_negatives(d, labels, fallback)         -> pairs (T, 2) [anchor, positive], negatives (T,)
-    batch_all_triplet(x, labels, margin)            -> loss, grad_x, fraction_active, num_active
-    batch_hard_triplet(x, labels, margin, soft)     -> loss, grad_x
-    semihard_triplet(x, labels, margin, fallback)   -> loss, grad_x, num_pairs
+What each kernel takes and returns (shapes, dtypes, the tie and fallback rules, the memory promise) is in
+contract.py: read it first, then numpy_ref.py. This file only dispatches a call to a backend.
 
 Backends: "numpy" (numpy_ref.py, the reference), "numba" (numba_cpu.py), "numba_cuda" (numba_cuda.py) and
 "cupy" (cupy_cuda.py, CUDA C from the .cu files). The backend follows the array (a CuPy array goes to "cupy",
 a NumPy array to "numba" when Numba imports, else "numpy"); `backend=` or the TINYFACE_BACKEND environment
-variable forces one. Kernels return the loss as a Python float and the gradient as an array like x.
+variable forces one.
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ import numpy as np
 
 from tinyface.device import array_module
 
-from . import numpy_ref  # the reference: plain NumPy, always there
+from . import contract, numpy_ref  # the contract, and the reference that keeps it in plain NumPy (always there)
 
 BACKENDS = {"numpy": "numpy_ref", "numba": "numba_cpu", "numba_cuda": "numba_cuda", "cupy": "cupy_cuda"}
 
@@ -34,6 +30,7 @@ __all__ = [
     "available_backends",
     "batch_all_triplet",
     "batch_hard_triplet",
+    "contract",
     "get_backend",
     "numpy_ref",
     "pairwise_sqdist",

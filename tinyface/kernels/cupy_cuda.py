@@ -1,5 +1,6 @@
 """CUDA backend in CUDA C: the kernels of pairwise.cu and triplet.cu, compiled by CuPy (`cupy.RawModule`) once per
-dtype (real_t = float or double). The same algorithms as numba_cuda.py, and the same results as numpy_ref.
+dtype (real_t = float or double), with the fallback codes of contract.py passed as -D defines. The same algorithms
+as numba_cuda.py, and the same results as numpy_ref.
 
 Takes CuPy arrays and returns CuPy arrays; NumPy inputs (a forced backend) are moved to the GPU and the results
 moved back, so the result lives where the input did.
@@ -16,7 +17,7 @@ import numpy as np
 
 from tinyface.device import cupy_available
 
-from .numpy_ref import FALLBACKS
+from .contract import FALLBACK_CODES, fallback_code
 
 try:
     import cupy
@@ -27,6 +28,7 @@ __all__ = [
     "SOURCES",
     "batch_all_triplet",
     "batch_hard_triplet",
+    "compile_options",
     "is_available",
     "pairwise_sqdist",
     "pairwise_sqdist_backward",
@@ -44,12 +46,19 @@ def is_available() -> bool:
     return cupy_available()
 
 
+def compile_options(real_t: str) -> tuple[str, ...]:
+    """The CUDA C compiler's defines for SOURCES: real_t ("float" or "double") and the fallback codes of
+    contract.py (-DFALLBACK_EASIEST=0 ...), so that the .cu files hold no copy of them."""
+    codes = (f"-DFALLBACK_{name.upper()}={code}" for name, code in FALLBACK_CODES.items())
+    return (f"-Dreal_t={real_t}", *codes)
+
+
 @cache
 def _module(dtype: np.dtype) -> Any:
     if dtype not in _C_TYPES:
         raise TypeError(f"the CUDA kernels take float32 or float64 embeddings, got {dtype}")
     code = "\n".join(path.read_text() for path in SOURCES)
-    return cupy.RawModule(code=code, options=(f"-Dreal_t={_C_TYPES[dtype]}",))
+    return cupy.RawModule(code=code, options=compile_options(_C_TYPES[dtype]))
 
 
 def _launch(name: str, dtype: np.dtype, rows: int, cols: int, *args: Any) -> None:
@@ -100,11 +109,9 @@ def pairwise_sqdist_backward(x: Any, grad_d: Any) -> Any:
 
 
 def _select(d: Any, labels: Any, fallback: str) -> Any:
-    if fallback not in FALLBACKS:
-        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+    code = np.int32(fallback_code(fallback))
     chosen = cupy.empty(d.shape, dtype=cupy.int64)
     b = np.int32(d.shape[0])
-    code = np.int32(FALLBACKS.index(fallback))
     _launch("semihard_select", d.dtype, d.shape[0], d.shape[1], d, _labels(labels), code, chosen, b)
     return chosen
 

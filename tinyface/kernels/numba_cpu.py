@@ -1,4 +1,4 @@
-"""CPU backend: `@njit(parallel=True)` loops over anchors, the same rules and results as `numpy_ref`.
+"""CPU backend: `@njit(parallel=True)` loops over anchors, keeping to contract.py with the results of `numpy_ref`.
 
 Matrix products stay in NumPy (BLAS); Numba does the per-anchor work that NumPy can only express with big
 temporaries: each anchor sorts its negatives once and binary-searches them, so a batch costs O(B^2 log B) time.
@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numpy_ref import FALLBACKS, pairwise_sqdist_backward
+from .contract import FALLBACK_EASIEST, FALLBACK_HARDEST, fallback_code
+from .numpy_ref import pairwise_sqdist_backward
 
 __all__ = [
     "batch_all_triplet",
@@ -59,7 +60,7 @@ def _split(labels, a):
 
 @njit(cache=True)
 def _semihard_row(d, labels, a, fallback, out):
-    """out[p] = the negative chosen for the pair (a, p), or -1 (no pair, or skipped)."""
+    """out[p] = the negative chosen for the pair (a, p), or -1 (no pair, or skipped); `fallback` is its code."""
     positives, negatives = _split(labels, a)
     if negatives.shape[0] == 0:
         return
@@ -72,9 +73,9 @@ def _semihard_row(d, labels, a, fallback, out):
         k = np.searchsorted(nearest, d[a, p], side="right")  # the first negative with d_an > d_ap
         if k < nearest.shape[0]:
             out[p] = negatives[order[k]]
-        elif fallback == 0:
+        elif fallback == FALLBACK_EASIEST:
             out[p] = easiest
-        elif fallback == 1:
+        elif fallback == FALLBACK_HARDEST:
             out[p] = hardest
 
 
@@ -106,15 +107,9 @@ def _semihard_weights(d, chosen, margin):
     return weights, hinge_sums, kept
 
 
-def _fallback_code(fallback: str) -> int:
-    if fallback not in FALLBACKS:
-        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
-    return FALLBACKS.index(fallback)
-
-
 def semihard_negatives(d: np.ndarray, labels: np.ndarray, fallback: str = "easiest") -> tuple[np.ndarray, np.ndarray]:
     """As `numpy_ref.semihard_negatives`: (pairs (T, 2), negatives (T,)), row-major, skipped pairs dropped."""
-    chosen = _semihard_select(d, labels.astype(np.int64), _fallback_code(fallback))
+    chosen = _semihard_select(d, labels.astype(np.int64), fallback_code(fallback))
     pairs = np.argwhere(chosen >= 0)
     return pairs.astype(np.int64), chosen[pairs[:, 0], pairs[:, 1]]
 
@@ -124,7 +119,7 @@ def semihard_triplet(
 ) -> tuple[float, np.ndarray, int]:
     """As `numpy_ref.semihard_triplet`: (loss, grad_x, number of kept pairs)."""
     d = pairwise_sqdist(x)
-    chosen = _semihard_select(d, labels.astype(np.int64), _fallback_code(fallback))
+    chosen = _semihard_select(d, labels.astype(np.int64), fallback_code(fallback))
     weights, hinge_sums, kept = _semihard_weights(d, chosen, d.dtype.type(margin))
     num_pairs = int(kept.sum())
     if num_pairs == 0:

@@ -1,4 +1,4 @@
-"""CUDA backend written in Python with `@cuda.jit`: the same rules and results as `numpy_ref`.
+"""CUDA backend written in Python with `@cuda.jit`: keeps to contract.py, with the results of `numpy_ref`.
 
 Mostly one thread per entry (a, j) of a B x B matrix, each looping over one row of d (batch-hard: one thread
 per anchor): O(B^2) memory, and work that a GPU spreads over up to B^2 threads. The kernels write the weight
@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from .numpy_ref import FALLBACKS
+from .contract import FALLBACK_EASIEST, FALLBACK_HARDEST, fallback_code
 
 __all__ = [
     "batch_all_triplet",
@@ -95,7 +95,7 @@ def pairwise_sqdist_backward(x: np.ndarray, grad_d: np.ndarray) -> np.ndarray:
 # -- semi-hard -----------------------------------------------------------------------------------------------
 @cuda.jit
 def _semihard_select_kernel(d, labels, fallback, chosen):
-    """chosen[a, p] = the nearest negative n with d_an > d_ap (else the fallback: 0 easiest, 1 hardest, 2 skip),
+    """chosen[a, p] = the nearest negative n with d_an > d_ap (else the fallback, by its code from contract.py),
     -1 when (a, p) is not a pair or is skipped. Scanning n upwards with strict comparisons keeps the lowest
     index at a tie."""
     p, a = cuda.grid(2)
@@ -116,9 +116,9 @@ def _semihard_select_kernel(d, labels, fallback, chosen):
             hardest = n
     if semihard >= 0:
         chosen[a, p] = semihard
-    elif fallback == 0:
+    elif fallback == FALLBACK_EASIEST:
         chosen[a, p] = easiest
-    elif fallback == 1:
+    elif fallback == FALLBACK_HARDEST:
         chosen[a, p] = hardest
 
 
@@ -141,11 +141,9 @@ def _semihard_weights_kernel(d, chosen, margin, weights, hinges):
 
 
 def _select_device(d_dev, labels: np.ndarray, fallback: str):
-    if fallback not in FALLBACKS:
-        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+    code = fallback_code(fallback)
     chosen = cuda.device_array(d_dev.shape, dtype=np.int64)
     labels_dev = cuda.to_device(np.ascontiguousarray(labels, dtype=np.int64))
-    code = FALLBACKS.index(fallback)
     _launch(_semihard_select_kernel, d_dev.shape[0], d_dev.shape[1], d_dev, labels_dev, code, chosen)
     return chosen
 

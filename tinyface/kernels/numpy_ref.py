@@ -1,31 +1,27 @@
 """The reference backend: vectorised NumPy, written to be read. Every other backend is tested against it.
 
+The rules (shapes, dtypes, the clamp, ties, fallbacks) are in contract.py; this file shows how to keep to them.
 The hot path of triplet training is a B x B problem, not a B x B x B one. Every triplet loss below is a sum of
 terms w_ij d_ij over the distance matrix d, so each kernel finds one weight matrix W (B, B):
 
     W[a, p] += c / N  and  W[a, n] -= c / N   for each triplet (a, p, n) whose hinge is active (c = its slope)
 
 and the gradient with respect to the embeddings is `pairwise_sqdist_backward(x, W)`: two B x B x D matrix products.
-
-Rules shared by every backend (so that they select the same triplets):
-- distances are squared L2, d_ij = max(||x_i||^2 + ||x_j||^2 - 2 x_i.x_j, 0) with d_ii = 0 exactly;
-- a hinge is computed as (d_ap + margin) - d_an, so it is active exactly when d_an < d_ap + margin;
-- among equal candidates the lowest index wins.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-FALLBACKS = ("easiest", "hardest", "skip")
+from .contract import FALLBACK_EASIEST, FALLBACK_SKIP, fallback_code
 
 
 def pairwise_sqdist(x: np.ndarray) -> np.ndarray:
     """Squared L2 distances (B, D) -> (B, B): d_ij = ||x_i||^2 + ||x_j||^2 - 2 x_i.x_j.
 
-    The expansion turns the work into one matrix product (BLAS), but it subtracts nearly equal numbers when x_i is
-    close to x_j, so rounding can make d_ij slightly negative: clamp at 0, and set d_ii to exactly 0. The norms are
-    read off the Gram matrix's diagonal, so the same rounding appears in every entry.
+    One matrix product (BLAS) does the work; rounding can leave d_ij slightly below 0 when x_i is close to x_j, so
+    clamp at 0 and set d_ii to exactly 0 (contract.py says why). The norms are read off the Gram matrix's diagonal,
+    so the same rounding appears in every entry.
     """
     gram = x @ np.ascontiguousarray(x.T)  # a general product: NumPy's x @ x.T (SYRK) was 2.6x slower here
     sq = np.diagonal(gram)
@@ -81,6 +77,7 @@ def semihard_negatives(d: np.ndarray, labels: np.ndarray, fallback: str = "easie
     among those with d_an > d_ap (lowest index at a tie). Without one, `fallback` decides: "easiest" takes the
     anchor's largest d_an, "hardest" its smallest, "skip" drops the pair. Pairs of an anchor without any negative
     are dropped. Returns (pairs (T, 2) int64, negatives (T,) int64)."""
+    code = fallback_code(fallback)
     positive, negative = label_masks(labels)
     neg_d = np.where(negative, d, np.inf)
     by_distance = np.argsort(neg_d, axis=1, kind="stable")  # nearest negatives first, lowest index at a tie
@@ -92,15 +89,14 @@ def semihard_negatives(d: np.ndarray, labels: np.ndarray, fallback: str = "easie
     pairs = np.argwhere(positive & (n_neg > 0)[:, None])
     a, p = pairs[:, 0], pairs[:, 1]
     found = has_semihard[a, p]
-    if fallback == "skip":
-        pairs, a, p, found = pairs[found], a[found], p[found], found[found]
-    elif fallback == "easiest":
+    if code == FALLBACK_SKIP:
+        pairs, a, p = pairs[found], a[found], p[found]
+        return pairs.astype(np.int64), semihard[a, p].astype(np.int64)
+    if code == FALLBACK_EASIEST:
         extreme = np.argmax(np.where(negative, d, -np.inf), axis=1)  # argmax/argmin return the first: lowest index
-    elif fallback == "hardest":
+    else:  # FALLBACK_HARDEST
         extreme = np.argmin(neg_d, axis=1)
-    else:
-        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
-    negatives = semihard[a, p] if fallback == "skip" else np.where(found, semihard[a, p], extreme[a])
+    negatives = np.where(found, semihard[a, p], extreme[a])
     return pairs.astype(np.int64), negatives.astype(np.int64)
 
 

@@ -1,6 +1,7 @@
 // Squared L2 distances and their backward pass, for cupy_cuda.py (loaded with cupy.RawModule).
-// The same algorithm and rules as numpy_ref.py and numba_cuda.py. real_t is float unless compiled with
-// -Dreal_t=double. Matrices are row-major and contiguous; one thread per output entry, x along columns.
+// The rules are those of contract.py (the formula, its clamp at 0 and why); the same algorithm as numba_cuda.py.
+// real_t is float unless compiled with -Dreal_t=double. Matrices are row-major and contiguous; one thread per
+// output entry, x along columns.
 
 #ifndef real_t
 #define real_t float

@@ -1,14 +1,21 @@
 // Triplet selection and the weight matrix W of the triplet losses, for cupy_cuda.py (cupy.RawModule).
 // The loss is sum_ij W_ij d_ij; its gradient is pairwise_sqdist_backward(x, W) (see numpy_ref.py).
-// Rules shared by every backend: a hinge is (d_ap + margin) - d_an; among equal candidates the lowest index
+// The rules are those of contract.py: a hinge is (d_ap + margin) - d_an; among equal candidates the lowest index
 // wins (scan upwards, compare strictly). real_t is float unless compiled with -Dreal_t=double.
 
 #ifndef real_t
 #define real_t float
 #endif
 
-// chosen[a, p] = the nearest negative n with d_an > d_ap; without one, the fallback (0: the largest d_an,
-// 1: the smallest, 2: skip). -1 when (a, p) is not an anchor-positive pair, or is skipped.
+// The fallback codes come from contract.py (FALLBACK_CODES), never from a copy here: cupy_cuda.compile_options
+// passes them as -DFALLBACK_EASIEST=... -DFALLBACK_HARDEST=... -DFALLBACK_SKIP=...
+#if !defined(FALLBACK_EASIEST) || !defined(FALLBACK_HARDEST) || !defined(FALLBACK_SKIP)
+#error "compile with the fallback codes of tinyface/kernels/contract.py: see cupy_cuda.compile_options"
+#endif
+
+// chosen[a, p] = the nearest negative n with d_an > d_ap; without one, the fallback (FALLBACK_EASIEST: the
+// largest d_an, FALLBACK_HARDEST: the smallest, FALLBACK_SKIP: none). -1 when (a, p) is not an anchor-positive
+// pair, or is skipped.
 extern "C" __global__ void semihard_select(const real_t* d, const long long* labels, int fallback,
                                            long long* chosen, int B) {
     int p = blockIdx.x * blockDim.x + threadIdx.x;
@@ -25,8 +32,8 @@ extern "C" __global__ void semihard_select(const real_t* d, const long long* lab
             if (hardest < 0 || row[n] < row[hardest]) hardest = n;
         }
         if (semihard >= 0) result = semihard;
-        else if (fallback == 0) result = easiest;
-        else if (fallback == 1) result = hardest;
+        else if (fallback == FALLBACK_EASIEST) result = easiest;
+        else if (fallback == FALLBACK_HARDEST) result = hardest;
     }
     chosen[(size_t)a * B + p] = result;
 }
