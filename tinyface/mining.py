@@ -24,6 +24,7 @@ import numpy as np
 
 from tinyface import kernels
 from tinyface.device import to_numpy
+from tinyface.eval.checks import check_distances
 
 __all__ = [
     "all_triplets",
@@ -143,6 +144,4 @@ def _check(d: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     d, labels = np.asarray(to_numpy(d)), _labels(labels)
     if d.shape != (len(labels), len(labels)):
         raise ValueError(f"d must be the (B, B) distance matrix of the {len(labels)} labelled items, got {d.shape}")
-    if not np.isfinite(d).all():
-        raise ValueError("d contains NaN or infinite distances: check the embeddings")
-    return d, labels
+    return check_distances(d), labels

@@ -1,5 +1,9 @@
 """The ops of the engine, each a `Function` with its forward and backward side by side.
 
+One way to call each: an op of one tensor is a Tensor method (`x.exp()`, `x.relu()`, `x.sum(axis=1)`); the ops
+of several tensors, or with other options, are the functions at the end (`maximum`, `where`, `concatenate`, `pad`,
+`logsumexp`, ...).
+
 Broadcasting: an input of shape (3, 1) added to one of shape (3, 4) was copied 4 times along the last axis, so
 its gradient is the output gradient summed back over that axis (`unbroadcast`).
 """
@@ -389,12 +393,7 @@ class Pad(Function):
         return grad[self.slices]
 
 
-# -- functions with tensor arguments -------------------------------------------------------------------------
-def mean(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-    count = int(np.prod([x.shape[a] for a in _axes(axis, x.ndim)]))
-    return x.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
-
-
+# -- functions of several tensors, or not elementwise (elementwise ops of one tensor are Tensor methods) -----
 def maximum(a: Any, b: Any) -> Tensor:
     return Maximum.apply(a, b)
 
@@ -408,10 +407,6 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     return Where.apply(a, b, condition=cond)
 
 
-def clip(x: Tensor, low: float | None = None, high: float | None = None) -> Tensor:
-    return Clip.apply(x, low=low, high=high)
-
-
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     return Concatenate.apply(*tensors, axis=axis)
 
@@ -423,34 +418,6 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 def pad(x: Tensor, pad_width: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
     widths = tuple((int(b), int(a)) for b, a in pad_width)
     return Pad.apply(x, pad_width=widths, value=value)
-
-
-def exp(x: Tensor) -> Tensor:
-    return Exp.apply(x)
-
-
-def log(x: Tensor) -> Tensor:
-    return Log.apply(x)
-
-
-def sqrt(x: Tensor) -> Tensor:
-    return Sqrt.apply(x)
-
-
-def relu(x: Tensor) -> Tensor:
-    return ReLU.apply(x)
-
-
-def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(x)
-
-
-def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(x)
-
-
-def softplus(x: Tensor) -> Tensor:
-    return Softplus.apply(x)
 
 
 def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:

@@ -233,7 +233,9 @@ class Tensor:
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.mean(self, axis=axis, keepdims=keepdims)
+        """The sum over `axis` divided by the number of entries it adds up."""
+        count = int(np.prod([self.shape[a] for a in ops._axes(axis, self.ndim)]))
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
@@ -261,6 +263,9 @@ class Tensor:
 
     def relu(self) -> Tensor:
         return ops.ReLU.apply(self)
+
+    def softplus(self) -> Tensor:
+        return ops.Softplus.apply(self)
 
     def clip(self, low: float | None = None, high: float | None = None) -> Tensor:
         return ops.Clip.apply(self, low=low, high=high)

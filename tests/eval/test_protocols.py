@@ -11,15 +11,10 @@ from tinyface.data import FaceDataset, Pair, load_image_folder, load_olivetti, r
 from tinyface.data.lfw import image_root, people_in_pairs
 from tinyface.eval import protocols
 from tinyface.eval.baselines import Eigenfaces, pixel_embeddings
-from tinyface.eval.identification import (
-    cmc,
-    one_shot_rank1,
-    open_set_identification,
-    split_gallery,
-    squared_distances,
-)
+from tinyface.eval.distances import pair_distances, squared_distances
+from tinyface.eval.identification import cmc, one_shot_rank1, open_set_identification, split_gallery
 from tinyface.eval.metrics import verification_report
-from tinyface.eval.protocols import lfw_pairs_to_indices, pair_distances, pairs_from_labels
+from tinyface.eval.protocols import lfw_pairs_to_indices, pairs_from_labels
 
 
 def clustered_embeddings(labels, noise=0.05, dim=64, seed=0):
@@ -76,17 +71,6 @@ def test_pairs_from_labels_refuses_data_without_matched_pairs():
         pairs_from_labels(np.arange(10))
 
 
-def test_pair_distances_are_squared_l2():
-    rng = np.random.default_rng(0)
-    e = rng.normal(size=(6, 5))
-    i, j = np.array([0, 1, 2, 5]), np.array([3, 4, 5, 5])
-    expected = [np.sum((e[a] - e[b]) ** 2) for a, b in zip(i, j, strict=True)]
-    np.testing.assert_allclose(pair_distances(e, i, j), expected)
-    e[4, 2] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        pair_distances(e, i, j)
-
-
 def test_lfw_pairs_to_indices_uses_file_names():
     names = ["Ann_A", "Bob_B"]
     paths = ["/x/Ann_A/Ann_A_0001.jpg", "/x/Ann_A/Ann_A_0002.jpg", "/x/Bob_B/Bob_B_0001.jpg"]
@@ -140,16 +124,6 @@ def test_open_set_identification_at_a_threshold_and_at_a_false_alarm_rate():
     assert strict.false_alarm_rate == 0 and strict.threshold < 2.0
 
 
-def test_squared_distances_match_differences_and_are_never_negative():
-    rng = np.random.default_rng(2)
-    a, b = rng.normal(size=(7, 3)), rng.normal(size=(5, 3))
-    expected = np.sum((a[:, None] - b[None]) ** 2, axis=2)
-    np.testing.assert_allclose(squared_distances(a, b), expected, atol=1e-12)
-    assert np.all(squared_distances(a, a) >= 0) and np.allclose(
-        np.diag(squared_distances(a, a)), 0, atol=1e-12
-    )
-
-
 def test_pixel_embeddings_are_unit_vectors():
     images = np.random.default_rng(0).integers(0, 256, (4, 1, 8, 8), dtype=np.uint8)
     e = pixel_embeddings(images)
@@ -190,7 +164,7 @@ def test_olivetti_baselines_on_held_out_people(data_dir):
 def test_lfw_pairs_of_a_few_people_through_the_image_folder(data_dir, tmp_path):
     pairs = [p for p in read_pairs(data_dir / "lfw" / "pairsDevTest.txt")][::40]
     dataset = load_image_folder(
-        image_root(data_dir / "lfw"), size=32, crop=150, people=people_in_pairs(pairs), cache_dir=tmp_path
+        image_root(data_dir / "lfw"), size=32, face_crop=0.6, people=people_in_pairs(pairs), cache_dir=tmp_path
     )
     i, j, same, _ = lfw_pairs_to_indices(pairs, dataset)
     assert same.sum() == 13 and len(same) == 25

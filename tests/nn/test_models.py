@@ -4,7 +4,7 @@ CNN that learns to tell two real Olivetti people apart."""
 import numpy as np
 import pytest
 
-from tinyface import Tensor, no_grad, ops, optim
+from tinyface import Tensor, no_grad, optim
 from tinyface.nn.models import FaceCNN, build_model, lfw_cnn, reference_cnn
 
 
@@ -118,7 +118,7 @@ def test_a_small_cnn_learns_to_tell_two_olivetti_people_apart(olivetti):
     for _ in range(40):
         d = squared_distances(model(Tensor(images[train])))
         loss = (d * Tensor(positive / positive.sum())).sum() + (
-            ops.relu(margin - d) * Tensor(negative / negative.sum())).sum()
+            (margin - d).relu() * Tensor(negative / negative.sum())).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()

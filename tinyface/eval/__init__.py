@@ -1,16 +1,12 @@
-"""Evaluation: verification metrics (ROC, AUC, EER, VAL@FAR, k-fold accuracy), pair protocols,
-1:N identification (closed and open set), N:N clustering, and baselines (raw pixels, eigenfaces)."""
+"""Evaluation: distances and input checks (one home each), verification metrics (ROC, AUC, EER, VAL@FAR, k-fold
+accuracy), pair protocols, 1:N identification (closed and open set), N:N clustering, and baselines (raw pixels,
+eigenfaces)."""
 
-from tinyface.eval.baselines import Eigenfaces, l2_normalize, pixel_embeddings
+from tinyface.eval.baselines import Eigenfaces, pixel_embeddings
+from tinyface.eval.checks import check_distances, check_embeddings, check_labels
 from tinyface.eval.clustering import NOISE, chinese_whispers, cluster_report, dbscan, pairwise_precision_recall
-from tinyface.eval.identification import (
-    OpenSetResult,
-    cmc,
-    one_shot_rank1,
-    open_set_identification,
-    split_gallery,
-    squared_distances,
-)
+from tinyface.eval.distances import l2_normalize, pair_distances, squared_distances, symmetrize
+from tinyface.eval.identification import OpenSetResult, cmc, one_shot_rank1, open_set_identification, split_gallery
 from tinyface.eval.metrics import (
     KFoldAccuracy,
     KFoldVal,
@@ -29,7 +25,7 @@ from tinyface.eval.metrics import (
     verification_report,
 )
 from tinyface.eval.open_set import OpenSetPoint, open_set_report
-from tinyface.eval.protocols import lfw_pairs_to_indices, pair_distances, pairs_from_labels
+from tinyface.eval.protocols import lfw_pairs_to_indices, pairs_from_labels
 
 __all__ = [
     "NOISE",
@@ -42,6 +38,9 @@ __all__ = [
     "accuracy_at",
     "auc",
     "best_threshold",
+    "check_distances",
+    "check_embeddings",
+    "check_labels",
     "chinese_whispers",
     "cluster_report",
     "cmc",
@@ -63,6 +62,7 @@ __all__ = [
     "split_gallery",
     "squared_distances",
     "stratified_folds",
+    "symmetrize",
     "threshold_at_far",
     "val_at_far",
     "verification_report",

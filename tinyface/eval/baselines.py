@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows scaled to unit length: x / max(||x||, eps) (an all-zero row stays zero)."""
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
+from tinyface.eval.distances import l2_normalize
 
 
 def pixel_embeddings(images: np.ndarray) -> np.ndarray:
@@ -50,7 +47,7 @@ class Eigenfaces:
             order = np.argsort(variance)[::-1]
             variance, u = np.maximum(variance[order], 0), u[:, order]
             axes = (centred.T @ u[:, : self.n_components]).T
-            self.components = axes / np.maximum(np.linalg.norm(axes, axis=1, keepdims=True), 1e-12)
+            self.components = l2_normalize(axes)
         else:
             _, singular_values, vt = np.linalg.svd(centred, full_matrices=False)
             self.components = vt[: self.n_components]

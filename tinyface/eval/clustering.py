@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyface.eval.checks import check_distances, check_labels
+
 NOISE = -1
 
 
@@ -109,7 +111,7 @@ def pairwise_precision_recall(predicted: np.ndarray, truth: np.ndarray) -> tuple
 def cluster_report(predicted: np.ndarray, truth: np.ndarray | None = None) -> dict[str, float | int]:
     """Counts of a clustering (faces, clusters, singletons, noise, largest cluster) and, given the true
     identities, the number of people and pairwise precision, recall and F1."""
-    predicted = _check_labels(predicted, "predicted")
+    predicted = check_labels(predicted, "predicted labels")
     sizes = np.unique(predicted[predicted != NOISE], return_counts=True)[1]
     report: dict[str, float | int] = {
         "faces": len(predicted),
@@ -142,27 +144,18 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
 
 
 def _check_distances(distances: np.ndarray) -> np.ndarray:
-    d = np.asarray(distances, dtype=np.float64)
-    if d.ndim != 2 or d.shape[0] != d.shape[1]:
-        raise ValueError(f"distances must be a square (N, N) matrix, got shape {d.shape}")
+    d = check_distances(distances, square=True, dtype=np.float64)
     if len(d) == 0:
         raise ValueError("there are no faces to cluster")
-    if not np.all(np.isfinite(d)) or np.any(d < 0):
-        raise ValueError("distances must be finite and non-negative; compute them with squared_distances")
+    if np.any(d < 0):
+        raise ValueError("distances must be non-negative; compute them with squared_distances")
     if not np.allclose(d, d.T, rtol=1e-5, atol=1e-6):
-        raise ValueError("distances must be symmetric (d(i, j) = d(j, i))")
+        raise ValueError("distances must be symmetric (d(i, j) = d(j, i)); make them so with symmetrize")
     return d
 
 
-def _check_labels(labels: np.ndarray, name: str) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
-    return labels.astype(np.int64, copy=False)
-
-
 def _check_labelings(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    predicted, truth = _check_labels(predicted, "predicted"), _check_labels(truth, "true")
+    predicted, truth = check_labels(predicted, "predicted labels"), check_labels(truth, "true labels")
     if len(predicted) != len(truth):
         raise ValueError(f"{len(predicted)} predicted labels for {len(truth)} true ones; give one per face")
     if np.any(predicted < NOISE):

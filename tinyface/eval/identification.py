@@ -12,6 +12,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tinyface.eval.checks import check_embeddings, check_labels
+from tinyface.eval.distances import squared_distances
+
 
 def split_gallery(
     labels: np.ndarray, rng: np.random.Generator | int, per_person: int = 1
@@ -20,7 +23,7 @@ def split_gallery(
 
     Identities with no more than `per_person` images are enrolled whole and give no probe.
     """
-    labels = _check_labels(labels)
+    labels = check_labels(labels)
     rng = np.random.default_rng(rng)
     order = np.lexsort((rng.random(len(labels)), labels))  # by identity, random within identity
     sorted_labels = labels[order]
@@ -39,7 +42,8 @@ def cmc(
 ) -> np.ndarray:
     """Cumulative match characteristic, (max_rank,): cmc[k-1] = fraction of probes whose own identity is among
     the k nearest gallery faces, one random image per person enrolled, averaged over `trials` galleries."""
-    embeddings, labels = _check_embeddings(embeddings, labels)
+    embeddings = check_embeddings(embeddings)
+    labels = check_labels(labels, count=len(embeddings))
     rng = np.random.default_rng(rng)
     curves = []
     for _ in range(trials):
@@ -83,8 +87,9 @@ def open_set_identification(
     A probe is accepted when its nearest gallery distance is <= tau, and identified when, in addition, that
     nearest face has its label.
     """
-    gallery, gallery_labels = _check_embeddings(gallery, gallery_labels)
-    probes, probe_labels = _check_embeddings(probes, probe_labels)
+    gallery, probes = check_embeddings(gallery, "gallery embeddings"), check_embeddings(probes, "probe embeddings")
+    gallery_labels = check_labels(gallery_labels, "gallery labels", count=len(gallery))
+    probe_labels = check_labels(probe_labels, "probe labels", count=len(probes))
     if (tau is None) == (false_alarm_rate is None):
         raise ValueError("give exactly one of tau and false_alarm_rate")
     d = squared_distances(probes, gallery)
@@ -106,29 +111,3 @@ def open_set_identification(
     accepted = nearest_distance <= tau
     identified = accepted & (gallery_labels[nearest] == probe_labels)
     return OpenSetResult(float(identified[known].mean()), float(accepted[~known].mean()), float(tau))
-
-
-def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(A, B) squared L2 distances ||a||^2 + ||b||^2 - 2 a.b, clamped at 0 (rounding can make it slightly
-    negative for near-identical vectors)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    d = np.sum(a * a, axis=1)[:, None] + np.sum(b * b, axis=1)[None, :] - 2 * a @ b.T
-    return np.maximum(d, 0.0)
-
-
-def _check_labels(labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
-    return labels
-
-
-def _check_embeddings(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    embeddings, labels = np.asarray(embeddings), _check_labels(labels)
-    if embeddings.ndim != 2 or len(embeddings) != len(labels):
-        raise ValueError(
-            f"embeddings must be (N, D) with N = len(labels) = {len(labels)}, got {embeddings.shape}"
-        )
-    if not np.all(np.isfinite(embeddings)):
-        raise ValueError("embeddings contain NaN or infinite values; check the model (did training diverge?)")
-    return embeddings, labels

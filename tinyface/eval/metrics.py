@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tinyface.eval.checks import check_distances
+
 VAL_THRESHOLD_STEP = 0.001  # the threshold grid of FaceNet's reference evaluation: np.arange(0, 4, 0.001)
 
 
@@ -248,7 +250,7 @@ def _accept_counts(d: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _check_pairs(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    d = np.asarray(distances, dtype=np.float64)
+    d = check_distances(distances, dtype=np.float64)
     s = np.asarray(same)
     if d.ndim != 1 or s.shape != d.shape or len(d) == 0:
         raise ValueError(
@@ -258,11 +260,6 @@ def _check_pairs(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, n
         if not np.issubdtype(s.dtype, np.integer) or np.any((s != 0) & (s != 1)):
             raise ValueError("same must be booleans (or 0/1): True where a pair shows one person")
         s = s.astype(bool)
-    if not np.all(np.isfinite(d)):
-        raise ValueError(
-            f"{np.sum(~np.isfinite(d))} distances are NaN or infinite; "
-            "check the embeddings for NaN (a diverged model)"
-        )
     return d, s
 
 

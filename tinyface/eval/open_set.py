@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinyface.eval.identification import _check_embeddings, open_set_identification, split_gallery
+from tinyface.eval.checks import check_embeddings, check_labels
+from tinyface.eval.identification import open_set_identification, split_gallery
 
 
 class OpenSetPoint(NamedTuple):
@@ -40,7 +41,8 @@ def open_set_report(
 ) -> list[OpenSetPoint]:
     """Open-set identification of held-out people (embeddings (N, D), labels (N,)): one point per target false
     alarm rate, and one at the run's `tau` when given."""
-    embeddings, labels = _check_embeddings(embeddings, labels)
+    embeddings = check_embeddings(embeddings)
+    labels = check_labels(labels, count=len(embeddings))
     if not 0 < unknown_fraction < 1:
         raise ValueError(f"unknown_fraction must lie strictly between 0 and 1, got {unknown_fraction}")
     if trials < 1 or per_person < 1:

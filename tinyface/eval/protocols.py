@@ -1,16 +1,17 @@
-"""Verification protocols: which pairs of images to compare, and their distances.
-
-Distances are squared L2, ||a - b||^2, between L2-normalised embeddings (so in [0, 4]).
-"""
+"""Verification protocols: which pairs of images to compare (their distances: tinyface.eval.distances)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinyface.data.dataset import FaceDataset
-from tinyface.data.lfw import Pair
+from tinyface.eval.checks import check_labels
+
+if TYPE_CHECKING:  # for the annotations only: evaluation does not load the data package
+    from tinyface.data.dataset import FaceDataset
+    from tinyface.data.lfw import Pair
 
 ENUMERATE_LIMIT = (
     2_000_000  # up to this many candidate pairs, enumerate them all instead of rejection sampling
@@ -29,9 +30,7 @@ def pairs_from_labels(
     rng: Generator or seed for the order and the mismatched draw; None means seed 0 (a reproducible list).
     Example: Olivetti's 10 held-out people x 10 images give 10 * C(10, 2) = 450 matched + 450 mismatched.
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+    labels = check_labels(labels)
     rng = np.random.default_rng(0 if rng is None else rng)
     match_i, match_j = _matched_pairs(labels)
     if len(match_i) == 0:
@@ -45,20 +44,6 @@ def pairs_from_labels(
     j = np.concatenate([match_j, mis_j])
     same = np.arange(len(i)) < len(match_i)
     return i, j, same
-
-
-def pair_distances(embeddings: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Squared L2 distance of each pair, sum over D of (e[i] - e[j])^2: (M,) from (N, D) embeddings."""
-    embeddings = np.asarray(embeddings)
-    if embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be (N, D), got shape {embeddings.shape}")
-    if not np.all(np.isfinite(embeddings)):
-        raise ValueError("embeddings contain NaN or infinite values; check the model (did training diverge?)")
-    i, j = np.asarray(i), np.asarray(j)
-    if i.shape != j.shape or i.ndim != 1:
-        raise ValueError(f"i and j must be 1-D and equally long, got {i.shape} and {j.shape}")
-    difference = embeddings[i] - embeddings[j]
-    return np.einsum("md,md->m", difference, difference)
 
 
 def lfw_pairs_to_indices(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyface import nn
-from tinyface.eval.identification import squared_distances
+from tinyface.eval.checks import check_embeddings
+from tinyface.eval.distances import squared_distances
 from tinyface.losses import cross_entropy
 from tinyface.nn.optim import Adam
 from tinyface.tensor import Tensor, no_grad
@@ -30,16 +31,19 @@ class _Classifier:
         """The predicted label of each embedding, (M,)."""
         if self.classes is None:
             raise RuntimeError(f"call fit(embeddings, labels) before predict on this {type(self).__name__}")
-        return self.classes[self._predict(_check_embeddings(embeddings, self._dimension))]
+        return self.classes[self._predict(self._check(embeddings))]
 
     def score(self, embeddings: np.ndarray, labels: np.ndarray) -> float:
         """Accuracy: the fraction of embeddings whose predicted label is theirs."""
-        labels = np.asarray(labels)
-        if labels.shape != (len(embeddings),):
-            raise ValueError(f"give one label per embedding: {len(embeddings)} embeddings, labels {labels.shape}")
-        return float(np.mean(self.predict(embeddings) == labels))
+        return float(np.mean(self.predict(embeddings) == _check_names(labels, len(embeddings))))
 
     _dimension: int
+
+    def _check(self, embeddings: np.ndarray) -> np.ndarray:
+        embeddings = check_embeddings(embeddings, dtype=np.float64)
+        if embeddings.shape[1] != self._dimension:
+            raise ValueError(f"embeddings have D={embeddings.shape[1]}, the classifier was fit on D={self._dimension}")
+        return embeddings
 
     def _fit(self, embeddings: np.ndarray, targets: np.ndarray) -> None:
         raise NotImplementedError
@@ -113,7 +117,7 @@ class SoftmaxClassifier(_Classifier):
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Softmax probabilities (M, classes), columns in the order of `classes`."""
-        logits = self._logits(_check_embeddings(embeddings, self._dimension))
+        logits = self._logits(self._check(embeddings))
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
@@ -127,21 +131,16 @@ class SoftmaxClassifier(_Classifier):
 
 
 def _check_fit(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    embeddings = _check_embeddings(embeddings, None)
-    labels = np.asarray(labels)
-    if labels.shape != (len(embeddings),):
-        raise ValueError(f"give one label per embedding: {len(embeddings)} embeddings, labels {labels.shape}")
+    embeddings = check_embeddings(embeddings, dtype=np.float64)
+    labels = _check_names(labels, len(embeddings))
     if len(embeddings) == 0:
         raise ValueError("there is nothing to fit: no embeddings")
     return embeddings, labels
 
 
-def _check_embeddings(embeddings: np.ndarray, dimension: int | None) -> np.ndarray:
-    embeddings = np.asarray(embeddings, dtype=np.float64)
-    if embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be (N, D), got shape {embeddings.shape}")
-    if dimension is not None and embeddings.shape[1] != dimension:
-        raise ValueError(f"embeddings have D={embeddings.shape[1]}, the classifier was fit on D={dimension}")
-    if not np.all(np.isfinite(embeddings)):
-        raise ValueError("embeddings contain NaN or infinite values; check the model (did training diverge?)")
-    return embeddings
+def _check_names(labels: np.ndarray, count: int) -> np.ndarray:
+    """Labels of any kind (integers or names), one per embedding."""
+    labels = np.asarray(labels)
+    if labels.shape != (count,):
+        raise ValueError(f"give one label per embedding: {count} embeddings, labels {labels.shape}")
+    return labels

@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinyface.eval.identification import squared_distances
+from tinyface.eval.checks import check_distances, check_embeddings
+from tinyface.eval.distances import squared_distances
 
 
 class Comparison(NamedTuple):
@@ -50,11 +51,9 @@ def compare(
 ) -> Comparison:
     """All pairs among embeddings (N, D): distances, same/different at tau and, given the validation pairs as
     (distances, same flags), the confidence c(d) of "same"."""
-    embeddings = np.asarray(embeddings, dtype=np.float64)
-    if embeddings.ndim != 2 or len(embeddings) < 2:
-        raise ValueError(f"compare needs embeddings (N, D) of at least two faces, got shape {embeddings.shape}")
-    if not np.all(np.isfinite(embeddings)):
-        raise ValueError("embeddings contain NaN or infinite values; check the model (did training diverge?)")
+    embeddings = check_embeddings(embeddings, dtype=np.float64)
+    if len(embeddings) < 2:
+        raise ValueError(f"compare needs the embeddings of at least two faces, got {len(embeddings)}")
     if not np.isfinite(tau) or tau < 0:
         raise ValueError(f"tau must be a non-negative squared L2 distance, got {tau}")
     d = squared_distances(embeddings, embeddings)
@@ -71,9 +70,7 @@ def compare(
 
 
 def _sample(distances: np.ndarray, name: str) -> np.ndarray:
-    distances = np.asarray(distances, dtype=np.float64).reshape(-1)
+    distances = check_distances(distances, name, dtype=np.float64).reshape(-1)
     if len(distances) == 0:
         raise ValueError(f"{name} is empty: the confidence needs validation pairs of both kinds")
-    if not np.all(np.isfinite(distances)):
-        raise ValueError(f"{name} contains NaN or infinite values")
     return np.sort(distances)

@@ -19,8 +19,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from tinyface.eval.baselines import l2_normalize
-from tinyface.eval.identification import squared_distances
+from tinyface.eval.checks import check_embeddings
+from tinyface.eval.distances import l2_normalize, squared_distances
 from tinyface.files import atomic_write
 
 UNKNOWN = "unknown"
@@ -59,8 +59,7 @@ class Gallery:
         if self.embeddings.ndim != 2 or len(self.embeddings) != m or len(self.paths) != m:
             raise GalleryError(f"a gallery needs embeddings (M, D), M labels and M paths; got {self.embeddings.shape}"
                                f", {m} labels, {len(self.paths)} paths")
-        if not np.all(np.isfinite(self.embeddings)):
-            raise GalleryError("gallery embeddings contain NaN or infinite values")
+        _check_finite(self.embeddings, "gallery embeddings")
         if m and (self.labels.min() < 0 or self.labels.max() >= len(self.names)):
             raise GalleryError(f"labels must index the {len(self.names)} names, got {self.labels.min()}.."
                                f"{self.labels.max()}")
@@ -180,6 +179,11 @@ class Gallery:
         if probes.ndim != 2 or probes.shape[1] != self.embeddings.shape[1]:
             raise GalleryError(f"probe embeddings must be (N, {self.embeddings.shape[1]}) like the gallery's, got "
                                f"{probes.shape}: were they made by another model?")
-        if not np.all(np.isfinite(probes)):
-            raise GalleryError("probe embeddings contain NaN or infinite values")
-        return probes
+        return _check_finite(probes, "probe embeddings")
+
+
+def _check_finite(embeddings: np.ndarray, what: str) -> np.ndarray:
+    try:
+        return check_embeddings(embeddings, what)
+    except ValueError as error:
+        raise GalleryError(str(error)) from None

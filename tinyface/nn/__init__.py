@@ -1,4 +1,4 @@
-"""Layers and networks. `tinyface.nn.functional` has the same ops as plain functions."""
+"""Layers and networks (Modules). `tinyface.nn.functional` has the layer ops as plain functions."""
 
 from tinyface.nn import functional
 from tinyface.nn.layers import (

@@ -6,7 +6,7 @@ as the reference (and for CuPy arrays); the tests check that both give the same 
 use the NumPy code everywhere.
 
 Arrays are indexed as (N, C, H, W) whatever their memory layout; outputs are laid out channel-major (C, N, H, W),
-the layout the convolutions produce (see `functional.Conv2d`), so every channel is one contiguous block.
+the layout the convolutions produce (see `functional.Convolution`), so every channel is one contiguous block.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Neural-network ops with PyTorch's names and argument orders, each a `Function` (forward and backward together).
+"""The layer ops that are not Tensor methods, as functions with PyTorch's names and argument orders (conv2d,
+max_pool2d, avg_pool2d, batch_norm, linear, normalize, dropout), each backed by a `Function` named for what it
+computes (Convolution, MaxPooling, ...: forward and backward together). Elementwise ops are Tensor methods
+(`x.relu()`), and the layers of tinyface.nn are Modules that call these.
 
 Images are `(N, C, H, W)`. Convolution is im2col + one matrix product: the (C, kh, kw) patch under every output
 pixel is laid out as a column, so that the convolution with O filters is  out = W (O, C*kh*kw) @ cols.
@@ -13,7 +16,6 @@ import numpy as np
 
 from tinyface.device import array_module
 from tinyface.nn import _compiled as compiled
-from tinyface.ops import ReLU, unbroadcast
 from tinyface.tensor import Function, Tensor
 
 
@@ -50,7 +52,7 @@ def _pad_images(x: Any, padding: tuple[int, int], value: float = 0.0) -> Any:
 
 
 def _pad_channel_major(x: Any, padding: tuple[int, int]) -> Any:
-    """Zero-pad (N, C, H, W) images into an array laid out in memory as (C, N, H, W) (see Conv2d)."""
+    """Zero-pad (N, C, H, W) images into an array laid out in memory as (C, N, H, W) (see Convolution)."""
     xp = array_module(x)
     n, c, h, w = x.shape
     ph, pw = padding
@@ -59,7 +61,7 @@ def _pad_channel_major(x: Any, padding: tuple[int, int]) -> Any:
     return padded
 
 
-class Conv2d(Function):
+class Convolution(Function):
     """out[n, o] = sum_{c, i, j} w[o, c, i, j] * x_pad[n, c, s*y + i, s*x + j]  (+ b[o]).
 
     As one matrix product: cols (C*kh*kw, N*Ho*Wo) holds the patch under every output pixel of every image,
@@ -120,10 +122,10 @@ def conv2d(
             f"conv2d expects (N, C, H, W) images and (O, C, kh, kw) weights, got {x.shape} and {weight.shape}"
         )
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return Conv2d.apply(*inputs, stride=_pair(stride), padding=_pair(padding))
+    return Convolution.apply(*inputs, stride=_pair(stride), padding=_pair(padding))
 
 
-class MaxPool2d(Function):
+class MaxPooling(Function):
     """The largest value in each window; its gradient goes to the first position that holds it (as in PyTorch).
 
     Both directions loop over the kh * kw offsets inside the window, each step a whole-array op on a strided
@@ -163,18 +165,13 @@ class MaxPool2d(Function):
         return grad_x[:, :, ph : ph + self.x_shape[2], pw : pw + self.x_shape[3]]
 
 
-def max_pool2d(
-    x: Tensor,
-    kernel_size: int | tuple[int, int],
-    stride: int | tuple[int, int] | None = None,
-    padding: int | tuple[int, int] = 0,
-) -> Tensor:
+def max_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: int | tuple[int, int] = 0) -> Tensor:
     """Max over each kernel_size window, moving by `stride` (default: kernel_size)."""
-    kernel = _pair(kernel_size)
-    return MaxPool2d.apply(x, kernel_size=kernel, stride=_pair(stride or kernel), padding=_pair(padding))
+    return MaxPooling.apply(x, **_pooling(kernel_size, stride, padding))
 
 
-class AvgPool2d(Function):
+class AveragePooling(Function):
     """The mean of each window (zero padding counts, as in PyTorch's default)."""
 
     def forward(self, x, kernel_size, stride, padding):
@@ -193,14 +190,16 @@ class AvgPool2d(Function):
         return grad_x[:, :, ph : ph + self.x_shape[2], pw : pw + self.x_shape[3]]
 
 
-def avg_pool2d(
-    x: Tensor,
-    kernel_size: int | tuple[int, int],
-    stride: int | tuple[int, int] | None = None,
-    padding: int | tuple[int, int] = 0,
-) -> Tensor:
+def avg_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: int | tuple[int, int] = 0) -> Tensor:
+    """Mean over each kernel_size window, moving by `stride` (default: kernel_size)."""
+    return AveragePooling.apply(x, **_pooling(kernel_size, stride, padding))
+
+
+def _pooling(kernel_size: Any, stride: Any, padding: Any) -> dict[str, tuple[int, int]]:
+    """A pooling op's options as (height, width) pairs; the stride defaults to the kernel size."""
     kernel = _pair(kernel_size)
-    return AvgPool2d.apply(x, kernel_size=kernel, stride=_pair(stride or kernel), padding=_pair(padding))
+    return {"kernel_size": kernel, "stride": _pair(stride or kernel), "padding": _pair(padding)}
 
 
 def global_avg_pool2d(x: Tensor) -> Tensor:
@@ -208,7 +207,7 @@ def global_avg_pool2d(x: Tensor) -> Tensor:
     return x.mean(axis=(2, 3))
 
 
-class BatchNorm(Function):
+class BatchNormalization(Function):
     """y = gamma * xhat + beta,  xhat = (x - mean) / sqrt(var + eps), with the mean and (biased) variance of
     each channel (axis 1) over all other axes. Backward, with m values per channel:
 
@@ -284,8 +283,8 @@ def batch_norm(
     if training:
         if x.size // channels < 2:
             raise ValueError(f"batch_norm in training needs more than one value per channel, got shape {x.shape}")
-        return BatchNorm.apply(x, weight, bias, eps=eps, running_mean=running_mean, running_var=running_var,
-                               momentum=momentum)
+        return BatchNormalization.apply(x, weight, bias, eps=eps, running_mean=running_mean,
+                                        running_var=running_var, momentum=momentum)
     shape = (1, -1) + (1,) * (x.ndim - 2)
     scale = weight * Tensor(1.0 / xp.sqrt(running_var + eps))
     return (x - Tensor(running_mean).reshape(shape)) * scale.reshape(shape) + bias.reshape(shape)
@@ -297,11 +296,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return out + bias if bias is not None else out
 
 
-def relu(x: Tensor) -> Tensor:
-    return ReLU.apply(x)
-
-
-class Normalize(Function):
+class L2Normalization(Function):
     """y = x / max(||x||_2, eps) along `dim`. Where the norm exceeds eps:
 
         dy/dx^T g = (g - y (y . g)) / ||x||
@@ -326,10 +321,10 @@ def normalize(x: Tensor, p: float = 2, dim: int = -1, eps: float = 1e-12) -> Ten
     """Scale each vector along `dim` to unit L2 norm (the embedding lies on the unit hypersphere)."""
     if p != 2:
         raise ValueError(f"normalize supports p=2 only (the face embedding is L2-normalised), got p={p}")
-    return Normalize.apply(x, dim=dim, eps=eps)
+    return L2Normalization.apply(x, dim=dim, eps=eps)
 
 
-class Dropout(Function):
+class InvertedDropout(Function):
     """Zero each value with probability p and scale the rest by 1 / (1 - p) (inverted dropout)."""
 
     def forward(self, x, p, rng):
@@ -348,7 +343,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Gen
         return x
     from tinyface.rng import default_generator
 
-    return Dropout.apply(x, p=p, rng=rng or default_generator())
+    return InvertedDropout.apply(x, p=p, rng=rng or default_generator())
 
 
 __all__ = [
@@ -360,6 +355,4 @@ __all__ = [
     "linear",
     "max_pool2d",
     "normalize",
-    "relu",
-    "unbroadcast",
 ]

@@ -1,4 +1,5 @@
-"""Layers: each a Module holding its Parameters and calling one op from `tinyface.nn.functional`."""
+"""Layers: each a Module holding its Parameters and calling one op, from `tinyface.nn.functional` or a Tensor
+method (ReLU)."""
 
 from __future__ import annotations
 
@@ -67,22 +68,24 @@ class Conv2d(Module):
                 f"padding={self.padding}, bias={self.bias is not None}")
 
 
-class MaxPool2d(Module):
+class _Pool2d(Module):
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
 
 
-class AvgPool2d(Module):
-    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0) -> None:
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+class MaxPool2d(_Pool2d):
+    """The largest value of each kernel_size window."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each kernel_size window."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
@@ -129,8 +132,10 @@ class BatchNorm2d(_BatchNorm):
 
 
 class ReLU(Module):
+    """max(x, 0), elementwise."""
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x)
+        return x.relu()
 
 
 class Dropout(Module):

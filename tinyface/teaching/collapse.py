@@ -19,13 +19,14 @@ evaluation images; the 2-D projections (PCA) of the embeddings at the start and 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tinyface.data import FaceDataset, PKSampler
 from tinyface.data.transforms import prewhiten, resize, to_float32
+from tinyface.eval.distances import l2_normalize, squared_distances
 from tinyface.losses import batch_all_triplet_loss
 from tinyface.nn.models import FaceCNN
 from tinyface.nn.optim import AdamW
@@ -104,9 +105,8 @@ def measure(model: FaceCNN, images: np.ndarray, labels: np.ndarray, tau: float) 
         raw = model.embed_unnormalized(Tensor(images)).numpy()
     model.train()
     norms = np.linalg.norm(raw, axis=1)
-    embeddings = raw / np.maximum(norms, 1e-12)[:, None] if model.normalize is not None else raw
-    squared = (embeddings**2).sum(axis=1)
-    d = np.maximum(squared[:, None] + squared[None, :] - 2 * embeddings @ embeddings.T, 0)
+    embeddings = l2_normalize(raw) if model.normalize is not None else raw
+    d = squared_distances(embeddings, embeddings)
     upper = np.triu_indices(len(labels), k=1)
     same = (labels[:, None] == labels[None, :])[upper]
     distances = d[upper]
@@ -213,3 +213,9 @@ def plot_collapse(histories: list[CollapseHistory], labels: np.ndarray, path: st
             ax.set_aspect("equal")
             ax.set_title(f"{history.variant.name}: embeddings at the {when} (PCA)")
     fig.savefig(path, dpi=90)
+
+
+def collapse_summary(config: CollapseConfig, histories: list[CollapseHistory]) -> dict[str, Any]:
+    """What collapse.json records: the settings (without the variants) and each run's first and last epoch."""
+    return {"config": {k: v for k, v in asdict(config).items() if k != "variants"},
+            "variants": [h.summary() for h in histories]}

@@ -1,0 +1,334 @@
+"""The face tools: what to do with a trained run, as thin layers over tinyface.face and tinyface.eval.
+
+    compare   1:1   squared L2 distances, same / different at the run's tau (face.compare)
+    enroll    a gallery of known people (face.gallery)
+    identify  1:K   the nearest enrolled person, or unknown (face.gallery)
+    cluster   N:N   Chinese whispers or DBSCAN on the distances (eval.clustering)
+    classify  nearest centroid, k-NN and softmax on embeddings (face.classify)
+    embed     embeddings, labels and paths of a folder as .npz (face.embedder)
+    align     face crops from 5 landmarks, or from OpenCV's detector (face.align)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinyface.cli.errors import USER_ERRORS
+from tinyface.data import resize
+from tinyface.data.folders import read_photo, write_image_folder
+from tinyface.eval import NOISE, chinese_whispers, cluster_report, dbscan, squared_distances, symmetrize
+from tinyface.face.align import NoFaceError, align_face, crop_largest_face, read_landmarks_csv
+from tinyface.face.classify import KNearestNeighbours, NearestCentroid, SoftmaxClassifier
+from tinyface.face.compare import compare
+from tinyface.face.embedder import Embedder, list_images, save_embeddings
+from tinyface.face.gallery import UNKNOWN, Gallery
+from tinyface.training.figures import plot_clusters, plot_projection
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add the face tools (compare, enroll, identify, cluster, classify, embed, align) to `tinyface`."""
+    _add_compare(commands)
+    _add_enroll(commands)
+    _add_identify(commands)
+    _add_cluster(commands)
+    _add_classify(commands)
+    _add_embed(commands)
+    _add_align(commands)
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    """`tinyface compare RUN IMAGE IMAGE ...`: distances, and same / different at tau with a confidence."""
+    p = commands.add_parser("compare", help="distances between face images, and same / different at the run's tau",
+                            description="Print the matrix of squared L2 distances between the images and, for each "
+                            "pair, same or different at the run's tau with the confidence the run's validation "
+                            "pairs support: c(d) = FRR(d) / (FRR(d) + FAR(d)) for same, 1 - c(d) for different.")
+    p.add_argument("run", metavar="RUN", help="a run folder written by `tinyface train`")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="two or more image files")
+    p.add_argument("--no-confidence", action="store_true", help="skip the confidence (it reloads the run's data)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    if len(args.images) < 2:
+        raise ValueError("compare needs at least two images")
+    embedder = Embedder.load(args.run)
+    _, embeddings = embedder.embed_files(args.images)
+    validation, note = None, ""
+    if not args.no_confidence:
+        try:
+            validation = embedder.tau_pairs()
+        except (*USER_ERRORS, KeyError) as error:  # the run's data has moved or gone: distances still mean something
+            note = f"no confidence: the pairs tau was chosen on cannot be loaded ({error})"
+    result = compare(embeddings, embedder.tau, validation)
+    names = [str(p) for p in args.images]
+    index_pairs = [(a, b) for a in range(len(names)) for b in range(a + 1, len(names))]
+    pairs = []
+    for a, b in index_pairs:
+        same = bool(result.same[a, b])
+        c = None if result.confidence is None else float(result.confidence[a, b])
+        pairs.append({"image1": names[a], "image2": names[b], "distance": float(result.distances[a, b]),
+                      "same": same, "confidence": None if c is None else (c if same else 1 - c)})
+    if args.json:
+        print(json.dumps({"tau": embedder.tau, "images": names, "distances": result.distances.tolist(),
+                          "pairs": pairs, "note": note or None}, indent=1))
+        return 0
+    short = [f"[{k + 1}]" for k in range(len(names))]
+    for label, name in zip(short, names, strict=True):
+        print(f"{label:>5} {name}")
+    print("squared L2 distances:")
+    print(" " * 6 + "".join(f"{label:>8}" for label in short))
+    for label, row in zip(short, result.distances, strict=True):
+        print(f"{label:>5} " + "".join(f"{d:>8.3f}" for d in row))
+    print(f"at tau = {embedder.tau:.3f} (same person when d <= tau):")
+    for pair, (a, b) in zip(pairs, index_pairs, strict=True):
+        verdict = "same" if pair["same"] else "different"
+        confidence = "" if pair["confidence"] is None else f"  confidence {pair['confidence']:.3f}"
+        print(f"  {short[a]} {short[b]}  d = {pair['distance']:.3f}  {verdict:<9}{confidence}")
+    if note:
+        print(note)
+    return 0
+
+
+def _add_enroll(commands: argparse._SubParsersAction) -> None:
+    """`tinyface enroll RUN GALLERY_DIR -o GALLERY`: a gallery of the people in a folder."""
+    p = commands.add_parser("enroll", help="enroll a folder of people into a gallery for `tinyface identify`",
+                            description="Embed GALLERY_DIR/<person>/<image> with the run's model and write a gallery "
+                            "(.npz, written atomically) recording the run's architecture and weights.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("folder", metavar="GALLERY_DIR", help="one sub-folder of images per person")
+    p.add_argument("-o", "--out", metavar="GALLERY", required=True, help="the gallery file to write (.npz)")
+    p.set_defaults(handler=_enroll)
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    embedder = Embedder.load(args.run)
+    faces = list_images(args.folder)
+    if not faces.labelled:
+        raise ValueError(f"{args.folder} holds images outside person folders; enroll needs the layout "
+                         "GALLERY_DIR/<person>/<image>")
+    _, embeddings = embedder.embed_files(faces.paths)
+    gallery = Gallery(meta=embedder.signature).enroll(embeddings, faces.label_names(), faces.paths)
+    gallery.save(args.out)
+    print(f"enrolled {len(gallery.names)} people ({len(gallery)} faces) into {args.out}")
+    return 0
+
+
+def _add_identify(commands: argparse._SubParsersAction) -> None:
+    """`tinyface identify RUN GALLERY IMAGE ...`: the nearest enrolled person, or unknown."""
+    p = commands.add_parser("identify", help="who is in each image: the nearest enrolled person, or unknown",
+                            description="1:K identification with open-set rejection: each image is given the "
+                            "nearest enrolled person, or 'unknown' when that person is farther than tau.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("gallery", metavar="GALLERY", help="a gallery written by `tinyface enroll` with this run")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("--by", choices=("nearest", "mean"), default="nearest",
+                   help="distance to a person: to their nearest enrolled face (default) or their mean embedding")
+    p.add_argument("--tau", type=float, help="rejection threshold (default: the run's tau)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_identify)
+
+
+def _identify(args: argparse.Namespace) -> int:
+    embedder = Embedder.load(args.run)
+    gallery = Gallery.load(args.gallery)
+    embedder.check_signature(gallery.meta, f"gallery {args.gallery}")
+    tau = embedder.tau if args.tau is None else args.tau
+    _, embeddings = embedder.embed_files(args.images)
+    results = gallery.identify(embeddings, tau, by=args.by)
+    if args.json:
+        print(json.dumps({"tau": tau, "by": args.by, "results": [
+            {"image": str(p), "identity": r.name, "distance": r.distance}
+            for p, r in zip(args.images, results, strict=True)]}, indent=1))
+        return 0
+    width = max(len(str(p)) for p in args.images)
+    for path, result in zip(args.images, results, strict=True):
+        print(f"{str(path):<{width}}  {result.name:<20} d = {result.distance:.3f}")
+    known = sum(r.name != UNKNOWN for r in results)
+    print(f"{known} of {len(results)} identified among {len(gallery.names)} people at tau = {tau:.3f} "
+          f"(distance to a person's {'nearest face' if args.by == 'nearest' else 'mean embedding'})")
+    return 0
+
+
+def _add_cluster(commands: argparse._SubParsersAction) -> None:
+    """`tinyface cluster RUN DIR`: groups of faces linked within tau."""
+    p = commands.add_parser("cluster", help="group unlabelled faces by their distances (N:N)",
+                            description="Cluster the images of DIR by their squared L2 distances (Chinese whispers "
+                            "or DBSCAN, both linking faces within tau); with person sub-folders, also report pairwise "
+                            "precision and recall and the number of clusters against the number of people.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("folder", metavar="DIR", help="images, loose or in one sub-folder per person")
+    p.add_argument("--method", choices=("chinese-whispers", "dbscan"), default="chinese-whispers")
+    p.add_argument("--eps", type=float, help="link distance (default: the run's tau)")
+    p.add_argument("--min-samples", type=int, default=2, help="DBSCAN: neighbours (itself included) of a core face")
+    p.add_argument("--figure", metavar="PNG", help="write the gallery of each cluster as a figure")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cluster)
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    embedder = Embedder.load(args.run)
+    faces = list_images(args.folder)
+    images, embeddings = embedder.embed_files(faces.paths)
+    eps = embedder.tau if args.eps is None else args.eps
+    distances = symmetrize(squared_distances(embeddings, embeddings))
+    if args.method == "dbscan":
+        clusters = dbscan(distances, eps, args.min_samples)
+    else:
+        clusters = chinese_whispers(distances, eps)
+    report = cluster_report(clusters, faces.labels if faces.labelled else None)
+    if args.figure:
+        plot_clusters(images, clusters, args.figure, captions=[f"{p.parent.name}/{p.name}" for p in faces.paths])
+    if args.json:
+        print(json.dumps({"method": args.method, "eps": eps, "report": report, "clusters": [
+            {"image": str(p), "cluster": int(c)} for p, c in zip(faces.paths, clusters, strict=True)]}, indent=1))
+        return 0
+    for cluster in [*np.unique(clusters[clusters >= 0]), *([NOISE] if np.any(clusters == NOISE) else [])]:
+        members = [str(faces.paths[k]) for k in np.flatnonzero(clusters == cluster)]
+        print(f"{'noise' if cluster == NOISE else f'cluster {cluster}'} ({len(members)}): " + ", ".join(members))
+    line = (f"{report['faces']} faces -> {report['clusters']} clusters ({report['singletons']} singletons, "
+            f"{report['noise']} noise, largest {report['largest']}) with {args.method} at d <= {eps:.3f}")
+    if "people" in report:
+        line += (f"\n{report['people']} people: pairwise precision {report['precision']:.3f}, recall "
+                 f"{report['recall']:.3f}, F1 {report['f1']:.3f}")
+    print(line)
+    if args.figure:
+        print(f"figure: {args.figure}")
+    return 0
+
+
+def _add_classify(commands: argparse._SubParsersAction) -> None:
+    """`tinyface classify RUN --train DIR --test DIR`: three classifiers on the embeddings."""
+    p = commands.add_parser("classify", help="classifiers on embeddings: nearest centroid, k-NN, softmax",
+                            description="Fit nearest centroid, k-nearest neighbours and a linear softmax classifier "
+                            "(trained with tinyface) on the embeddings of --train, and print their accuracy on --test. "
+                            "Both folders hold one sub-folder per person; test people must be training people.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--train", metavar="DIR", required=True)
+    p.add_argument("--test", metavar="DIR", required=True)
+    p.add_argument("--k", type=int, default=5, help="neighbours of k-NN (at most the training images)")
+    p.add_argument("--steps", type=int, default=300, help="full-batch Adam steps of the softmax classifier")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_classify)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    embedder = Embedder.load(args.run)
+    train_faces, test_faces = list_images(args.train), list_images(args.test)
+    for faces, option in ((train_faces, "--train"), (test_faces, "--test")):
+        if not faces.labelled:
+            raise ValueError(f"{option} {faces.paths[0].parent}: every image must sit in a person sub-folder")
+    strangers = sorted(set(test_faces.names) - set(train_faces.names))
+    if strangers:
+        raise ValueError(f"{len(strangers)} test people have no training images: {strangers[:5]}; a classifier "
+                         "can only name people it was trained on")
+    if args.k > len(train_faces):
+        raise ValueError(f"--k {args.k} is more than the {len(train_faces)} training images")
+    train_x = embedder.embed_files(train_faces.paths)[1]
+    test_x = embedder.embed_files(test_faces.paths)[1]
+    train_y, test_y = np.array(train_faces.label_names()), np.array(test_faces.label_names())
+    start = time.perf_counter()
+    classifiers = {"nearest centroid": NearestCentroid(), f"{args.k}-NN": KNearestNeighbours(args.k),
+                   "softmax": SoftmaxClassifier(steps=args.steps)}
+    accuracy = {name: clf.fit(train_x, train_y).score(test_x, test_y) for name, clf in classifiers.items()}
+    if args.json:
+        print(json.dumps({"train_images": len(train_faces), "test_images": len(test_faces),
+                          "people": len(train_faces.names), "accuracy": accuracy}, indent=1))
+        return 0
+    print(f"{len(train_faces.names)} people, {len(train_faces)} training and {len(test_faces)} test images "
+          f"(fitted in {time.perf_counter() - start:.1f} s)")
+    for name, value in accuracy.items():
+        print(f"{name:<18} accuracy {value:.3f}")
+    return 0
+
+
+def _add_embed(commands: argparse._SubParsersAction) -> None:
+    """`tinyface embed RUN DIR -o NPZ`: the embeddings of a folder."""
+    p = commands.add_parser("embed", help="write embeddings, labels and file paths of a folder as .npz",
+                            description="Embed every image of DIR and write embeddings (N, D), labels (N,; -1 for "
+                            "loose images), names, paths and the run's signature to an .npz (atomically).")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument("-o", "--out", metavar="NPZ", required=True)
+    p.add_argument("--figure", metavar="PNG", help="also write the 2-D projection of the embeddings by person")
+    p.set_defaults(handler=_embed)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    embedder = Embedder.load(args.run)
+    faces = list_images(args.folder)
+    _, embeddings = embedder.embed_files(faces.paths)
+    save_embeddings(args.out, embeddings, faces, embedder.signature)
+    people = f" of {len(faces.names)} people" if faces.names else ""
+    print(f"wrote {len(faces)} embeddings (D={embeddings.shape[1]}){people} to {args.out}")
+    if args.figure:
+        plot_projection(embeddings, faces.labels, faces.names, args.figure, title=str(args.folder))
+        print(f"figure: {args.figure}")
+    return 0
+
+
+def _add_align(commands: argparse._SubParsersAction) -> None:
+    """`tinyface align SOURCE -o OUT_DIR`: aligned crops from landmarks, or from detected faces."""
+    p = commands.add_parser("align", help="aligned face crops from landmarks (or, with OpenCV, detected faces)",
+                            description="From a CSV of rows `image, x1, y1, ..., x5, y5` (eyes, nose tip, mouth "
+                            "corners; paths relative to the CSV), warp each face onto the canonical 5-point template "
+                            "and write the crops as PNG under OUT_DIR at the same relative paths. With --detect "
+                            "(needs OpenCV), SOURCE is a folder of images instead, and the largest face found by "
+                            "OpenCV's Haar cascade is cropped and resized. OUT_DIR appears whole or not at all.")
+    p.add_argument("source", metavar="SOURCE", help="landmarks CSV (or, with --detect, an image folder)")
+    p.add_argument("-o", "--out", metavar="OUT_DIR", required=True)
+    p.add_argument("--size", type=int, default=112, help="side of the output crops in pixels (default 112)")
+    p.add_argument("--detect", action="store_true", help="detect faces with OpenCV instead of reading landmarks")
+    p.add_argument("--margin", type=float, default=0.2, help="--detect: the face box grown by this much per side")
+    p.set_defaults(handler=_align)
+
+
+def _align(args: argparse.Namespace) -> int:
+    if args.size < 8:
+        raise ValueError(f"--size must be at least 8 pixels, got {args.size}")
+    crops: dict[str, np.ndarray] = {}
+    if args.detect:
+        if importlib.util.find_spec("cv2") is None:
+            raise ValueError("--detect needs OpenCV, which is not installed: pip install opencv-python-headless "
+                             "(or give a CSV of landmarks instead)")
+        faces = list_images(args.source)
+        for path in faces.paths:
+            try:
+                face = crop_largest_face(read_photo(path), margin=args.margin)
+            except NoFaceError:
+                raise NoFaceError(f"no face found in {path}; crop it by hand, or give landmarks instead") from None
+            resized = resize(_as_batch(face), args.size)[0]
+            crops[_output_name(path, Path(args.source))] = _from_batch(resized)
+    else:
+        source = Path(args.source)
+        if source.is_dir():
+            raise ValueError(f"{source} is a folder: give a CSV of landmarks, or pass --detect to find faces")
+        for name, points in read_landmarks_csv(source).items():
+            path = Path(name) if Path(name).is_absolute() else source.parent / name
+            crops[_output_name(path, source.parent)] = align_face(read_photo(path), points, args.size)
+    write_image_folder(crops, args.out)
+    print(f"wrote {len(crops)} aligned {args.size}x{args.size} face(s) to {args.out}")
+    return 0
+
+
+def _output_name(path: Path, root: Path) -> str:
+    """person/image.png for a file under root, else image.png."""
+    try:
+        relative = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        relative = Path(path.name)
+    return str(relative.with_suffix(".png"))
+
+
+def _as_batch(image: np.ndarray) -> np.ndarray:
+    return image[None, None] if image.ndim == 2 else image.transpose(2, 0, 1)[None]
+
+
+def _from_batch(image: np.ndarray) -> np.ndarray:
+    return image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
