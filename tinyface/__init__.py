@@ -8,7 +8,7 @@ from tinyface.gradcheck import GradcheckError, gradcheck
 from tinyface.rng import manual_seed
 from tinyface.tensor import Function, Tensor, is_grad_enabled, no_grad, tensor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Function",

@@ -20,7 +20,14 @@ from tinyface.tensor import Tensor, no_grad
 
 
 class GradcheckError(AssertionError):
-    """An analytic gradient disagrees with finite differences."""
+    """An analytic gradient disagrees with finite differences: the message says where, and the fields hold it
+    (`input_index`, the `element` index tuple, `analytic` and `numeric` values, the step `eps`)."""
+
+    def __init__(self, message: str, input_index: int = -1, element: tuple[int, ...] = (),
+                 analytic: float = float("nan"), numeric: float = float("nan"), eps: float = float("nan")) -> None:
+        super().__init__(message)
+        self.input_index, self.element = input_index, element
+        self.analytic, self.numeric, self.eps = analytic, numeric, eps
 
 
 def gradcheck(
@@ -72,9 +79,10 @@ def gradcheck(
             numeric = (plus - minus) / (2 * eps)
             value = analytic.reshape(-1)[k]
             if not abs(value - numeric) <= atol + rtol * abs(numeric):
-                where = np.unravel_index(k, x.shape) if x.shape else ()
+                where = tuple(int(j) for j in np.unravel_index(k, x.shape)) if x.shape else ()
                 raise GradcheckError(
-                    f"gradient of input {i} (shape {x.shape}) at element {tuple(int(j) for j in where)}: "
-                    f"analytic {value:.8g}, finite differences {numeric:.8g} (eps={eps})"
+                    f"gradient of input {i} (shape {x.shape}) at element {where}: "
+                    f"analytic {value:.8g}, finite differences {numeric:.8g} (eps={eps})",
+                    input_index=i, element=where, analytic=float(value), numeric=float(numeric), eps=eps,
                 )
     return True

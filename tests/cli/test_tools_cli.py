@@ -226,3 +226,42 @@ def test_demo_collapse_fast(olivetti_path, tmp_path, capsys):
     summary = json.loads((tmp_path / "collapse.json").read_text())
     assert [v["variant"] for v in summary["variants"]] == ["alpha = 0", "alpha = 0.2", "alpha = 0, unnormalised"]
     assert summary["config"]["epochs"] == 3 and (tmp_path / "collapse.png").stat().st_size > 0
+
+
+def test_compare_without_a_run_uses_the_bundled_model(run_dir, faces, capsys, monkeypatch):
+    monkeypatch.setattr("tinyface.cli.face.pretrained_run", lambda: run_dir)  # stands in for tinyface/pretrained
+    images = [faces / "s00" / "0.png", faces / "s01" / "0.png"]
+    with_run = json.loads(run(["compare", run_dir, *images, "--json"], capsys)[1])
+    code, out, err = run(["compare", *images, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["distances"] == with_run["distances"]
+    for argv in (["enroll", faces, "-o", faces.parent / "g.npz"], ["cluster", faces], ["embed", faces, "-o",
+                 faces.parent / "e.npz"]):
+        assert run(argv, capsys)[0] == 0
+    fails(["cluster", run_dir, faces, faces], capsys, "expected [RUN] FOLDER")
+
+
+def test_flip_embeds_each_image_with_its_mirror_and_uses_the_flipped_tau(run_dir, faces, capsys):
+    from tinyface.training.checkpoint import load_checkpoint
+
+    images = [faces / "s00" / "0.png", faces / "s00" / "1.png", faces / "s01" / "0.png"]
+    plain = json.loads(run(["compare", run_dir, *images, "--json"], capsys)[1])
+    flipped = json.loads(run(["compare", run_dir, *images, "--json", "--flip"], capsys)[1])
+    assert flipped["tau"] == load_checkpoint(run_dir).tau_for(flip=True)
+    assert not np.allclose(plain["distances"], flipped["distances"])
+    assert all(p["confidence"] is not None for p in flipped["pairs"])  # from the pairs kept in the checkpoint
+
+
+def test_a_runs_face_crop_is_a_fraction_of_each_photo_and_aligned_skips_it(run_dir, tmp_path):
+    from tinyface.face.embedder import Embedder
+    from tinyface.training.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(run_dir)
+    checkpoint.meta["task"] = {**checkpoint.meta["task"], "face_crop": 0.5}
+    for side in (40, 400):  # the same framing at two resolutions: the same crop
+        image = Image.new("L", (side, side), 0)
+        image.paste(255, (side // 4, side // 4, 3 * side // 4, 3 * side // 4))
+        image.save(tmp_path / f"{side}.png")
+    cropped = Embedder(checkpoint).read([tmp_path / "40.png", tmp_path / "400.png"])
+    assert cropped.min() == 255  # only the white middle half is kept, at either size
+    assert Embedder(checkpoint, aligned=True).read([tmp_path / "400.png"]).mean() < 200

@@ -18,7 +18,7 @@ from PIL import Image
 
 from tinyface.data import folders
 from tinyface.data.dataset import FaceDataset, split_people
-from tinyface.data.folders import decode_image, load_image_folder
+from tinyface.data.folders import decode_image, decode_images, image_files, load_image_folder, person_folders
 from tinyface.data.lfw import (
     LFWFormatError,
     image_root,
@@ -331,11 +331,11 @@ def test_decode_image_crops_the_centre_before_resizing(tmp_path):
     image = Image.new("L", (100, 60), 0)
     image.paste(255, (30, 10, 70, 50))  # a white 40 x 40 square in the middle
     image.save(tmp_path / "square.png")
-    cropped = decode_image(tmp_path / "square.png", size=10, crop=40)
+    cropped = decode_image(tmp_path / "square.png", size=10, face_crop=0.4)
     assert cropped.shape == (1, 10, 10) and cropped.min() == 255
     whole = decode_image(tmp_path / "square.png", size=10)
     assert whole.mean() < 128
-    assert decode_image(tmp_path / "square.png", size=6, crop=500).shape == (1, 6, 6)  # crop clamped
+    assert decode_image(tmp_path / "square.png", size=6, face_crop=1.0).shape == (1, 6, 6)
 
 
 # ---------------------------------------------------------------- LFW files
@@ -499,3 +499,19 @@ def test_pk_sampler_errors():
         PKSampler(np.array([0, 0, 1, 1]), 2, 1, rng=0)
     with pytest.raises(ValueError, match="only 1 identities"):
         PKSampler(np.array([0, 0, 1, 2]), 2, 2, rng=0)
+
+
+def test_folder_scans_skip_hidden_entries_and_other_files(tmp_path):
+    for name in ["b/2.png", "b/1.JPG", "b/.3.png", "b/notes.txt", "a/1.png", ".cache/1.png"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert person_folders(tmp_path) == ["a", "b"]
+    assert [p.name for p in image_files(tmp_path / "b")] == ["1.JPG", "2.png"]
+
+
+def test_decode_images_says_why_each_unreadable_file_failed(tmp_path):
+    Image.fromarray(np.full((12, 16), 200, np.uint8)).save(tmp_path / "good.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    images, problems = decode_images([tmp_path / "good.png", tmp_path / "broken.jpg", tmp_path / "gone.png"], 4)
+    assert images.shape == (3, 1, 4, 4) and images[0].min() == 200 and images[1:].max() == 0
+    assert problems[0] is None and problems[1].startswith("UnidentifiedImageError") and problems[2] == "no such file"

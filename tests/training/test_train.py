@@ -164,3 +164,13 @@ def test_a_wall_clock_budget_ends_the_run_and_the_schedule_follows_it(faces):
 def test_bad_settings_are_refused_with_their_name(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         tiny(**bad)
+
+
+def test_a_run_can_start_from_another_runs_weights(faces, tmp_path):
+    quiet = {"progress": False, "log": lambda line: None}
+    first = train(tiny(), *faces, tmp_path / "first", **quiet)
+    tuned = train(tiny(init=str(tmp_path / "first"), lr=1e-12, seed=3), *faces, **quiet)
+    for before, after in zip(first.model.parameters(), tuned.model.parameters(), strict=True):  # lr ~ 0: unchanged
+        np.testing.assert_allclose(after.data, before.data, atol=1e-6)
+    with pytest.raises(ValueError, match="cannot start from"):
+        train(tiny(init=str(tmp_path / "first"), embedding_dim=4), *faces, **quiet)

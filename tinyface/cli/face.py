@@ -28,7 +28,44 @@ from tinyface.face.classify import KNearestNeighbours, NearestCentroid, SoftmaxC
 from tinyface.face.compare import compare
 from tinyface.face.embedder import Embedder, list_images, save_embeddings
 from tinyface.face.gallery import UNKNOWN, Gallery
+from tinyface.pretrained import pretrained_run
 from tinyface.training.figures import plot_clusters, plot_projection
+
+RUN_HELP = "a run folder written by `tinyface train` (default: the model that comes with tinyface)"
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """How images reach the model: the flags shared by every command that embeds image files."""
+    p.add_argument("--aligned", action="store_true",
+                   help="the images are already face crops: no centre crop (default: the central part of each "
+                        "image is kept as in the run's training images, e.g. 0.4 of an LFW-style frame)")
+    p.add_argument("--flip", action="store_true",
+                   help="test-time flipping: each image and its mirror embedded, summed and renormalised (the "
+                        "run's tau for flipped embeddings is used)")
+
+
+def _embedder(args: argparse.Namespace) -> Embedder:
+    """The Embedder of the RUN given (or of the bundled model), with --aligned and --flip."""
+    return Embedder.load(args.run if args.run is not None else pretrained_run(), aligned=args.aligned,
+                         flip=args.flip)
+
+
+def _run_then(args: argparse.Namespace, names: tuple[str, ...], many: str | None = None) -> None:
+    """Split the positional arguments into an optional leading RUN folder, one value for each of `names`, and
+    (when `many` is given) the rest as a list: RUN is there when the first argument is a folder that holds
+    run.json, or when there are more arguments than the others need."""
+    items = list(args.items)
+    needed = len(names) + (1 if many else 0)
+    first = Path(items[0]) if items else None
+    run_given = first is not None and first.is_dir() and (len(items) > needed or (first / "run.json").is_file())
+    args.run = items.pop(0) if run_given else None
+    if len(items) < needed or (many is None and len(items) > needed):
+        expected = " ".join([n.upper() for n in names] + ([f"{many.upper()} ..."] if many else []))
+        raise ValueError(f"expected [RUN] {expected}, got {' '.join(args.items)}")
+    for name in names:
+        setattr(args, name, items.pop(0))
+    if many:
+        setattr(args, many, items)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -48,17 +85,19 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                             description="Print the matrix of squared L2 distances between the images and, for each "
                             "pair, same or different at the run's tau with the confidence the run's validation "
                             "pairs support: c(d) = FRR(d) / (FRR(d) + FAR(d)) for same, 1 - c(d) for different.")
-    p.add_argument("run", metavar="RUN", help="a run folder written by `tinyface train`")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="two or more image files")
-    p.add_argument("--no-confidence", action="store_true", help="skip the confidence (it reloads the run's data)")
+    p.add_argument("items", metavar="[RUN] IMAGE", nargs="+", help=f"two or more image files, after RUN: {RUN_HELP}")
+    p.add_argument("--no-confidence", action="store_true", help="skip the confidence (runs of tinyface 0.1 reload "
+                                                                 "their data for it)")
+    _add_model_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_compare)
 
 
 def _compare(args: argparse.Namespace) -> int:
+    _run_then(args, (), many="images")
     if len(args.images) < 2:
         raise ValueError("compare needs at least two images")
-    embedder = Embedder.load(args.run)
+    embedder = _embedder(args)
     _, embeddings = embedder.embed_files(args.images)
     validation, note = None, ""
     if not args.no_confidence:
@@ -101,14 +140,16 @@ def _add_enroll(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("enroll", help="enroll a folder of people into a gallery for `tinyface identify`",
                             description="Embed GALLERY_DIR/<person>/<image> with the run's model and write a gallery "
                             "(.npz, written atomically) recording the run's architecture and weights.")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("folder", metavar="GALLERY_DIR", help="one sub-folder of images per person")
+    p.add_argument("items", metavar="[RUN] GALLERY_DIR", nargs="+",
+                   help=f"a folder with one sub-folder of images per person, after RUN: {RUN_HELP}")
     p.add_argument("-o", "--out", metavar="GALLERY", required=True, help="the gallery file to write (.npz)")
+    _add_model_options(p)
     p.set_defaults(handler=_enroll)
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    embedder = Embedder.load(args.run)
+    _run_then(args, ("folder",))
+    embedder = _embedder(args)
     faces = list_images(args.folder)
     if not faces.labelled:
         raise ValueError(f"{args.folder} holds images outside person folders; enroll needs the layout "
@@ -125,18 +166,19 @@ def _add_identify(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("identify", help="who is in each image: the nearest enrolled person, or unknown",
                             description="1:K identification with open-set rejection: each image is given the "
                             "nearest enrolled person, or 'unknown' when that person is farther than tau.")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("gallery", metavar="GALLERY", help="a gallery written by `tinyface enroll` with this run")
-    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("items", metavar="[RUN] GALLERY IMAGE", nargs="+",
+                   help=f"a gallery written by `tinyface enroll` with this run, then image files; RUN: {RUN_HELP}")
     p.add_argument("--by", choices=("nearest", "mean"), default="nearest",
                    help="distance to a person: to their nearest enrolled face (default) or their mean embedding")
     p.add_argument("--tau", type=float, help="rejection threshold (default: the run's tau)")
     p.add_argument("--json", action="store_true")
+    _add_model_options(p)
     p.set_defaults(handler=_identify)
 
 
 def _identify(args: argparse.Namespace) -> int:
-    embedder = Embedder.load(args.run)
+    _run_then(args, ("gallery",), many="images")
+    embedder = _embedder(args)
     gallery = Gallery.load(args.gallery)
     embedder.check_signature(gallery.meta, f"gallery {args.gallery}")
     tau = embedder.tau if args.tau is None else args.tau
@@ -162,18 +204,20 @@ def _add_cluster(commands: argparse._SubParsersAction) -> None:
                             description="Cluster the images of DIR by their squared L2 distances (Chinese whispers "
                             "or DBSCAN, both linking faces within tau); with person sub-folders, also report pairwise "
                             "precision and recall and the number of clusters against the number of people.")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("folder", metavar="DIR", help="images, loose or in one sub-folder per person")
+    p.add_argument("items", metavar="[RUN] DIR", nargs="+",
+                   help=f"images, loose or in one sub-folder per person, after RUN: {RUN_HELP}")
     p.add_argument("--method", choices=("chinese-whispers", "dbscan"), default="chinese-whispers")
     p.add_argument("--eps", type=float, help="link distance (default: the run's tau)")
     p.add_argument("--min-samples", type=int, default=2, help="DBSCAN: neighbours (itself included) of a core face")
     p.add_argument("--figure", metavar="PNG", help="write the gallery of each cluster as a figure")
     p.add_argument("--json", action="store_true")
+    _add_model_options(p)
     p.set_defaults(handler=_cluster)
 
 
 def _cluster(args: argparse.Namespace) -> int:
-    embedder = Embedder.load(args.run)
+    _run_then(args, ("folder",))
+    embedder = _embedder(args)
     faces = list_images(args.folder)
     images, embeddings = embedder.embed_files(faces.paths)
     eps = embedder.tau if args.eps is None else args.eps
@@ -209,17 +253,18 @@ def _add_classify(commands: argparse._SubParsersAction) -> None:
                             description="Fit nearest centroid, k-nearest neighbours and a linear softmax classifier "
                             "(trained with tinyface) on the embeddings of --train, and print their accuracy on --test. "
                             "Both folders hold one sub-folder per person; test people must be training people.")
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", nargs="?", help=RUN_HELP)
     p.add_argument("--train", metavar="DIR", required=True)
     p.add_argument("--test", metavar="DIR", required=True)
     p.add_argument("--k", type=int, default=5, help="neighbours of k-NN (at most the training images)")
     p.add_argument("--steps", type=int, default=300, help="full-batch Adam steps of the softmax classifier")
     p.add_argument("--json", action="store_true")
+    _add_model_options(p)
     p.set_defaults(handler=_classify)
 
 
 def _classify(args: argparse.Namespace) -> int:
-    embedder = Embedder.load(args.run)
+    embedder = _embedder(args)
     train_faces, test_faces = list_images(args.train), list_images(args.test)
     for faces, option in ((train_faces, "--train"), (test_faces, "--test")):
         if not faces.labelled:
@@ -253,15 +298,16 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("embed", help="write embeddings, labels and file paths of a folder as .npz",
                             description="Embed every image of DIR and write embeddings (N, D), labels (N,; -1 for "
                             "loose images), names, paths and the run's signature to an .npz (atomically).")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("folder", metavar="DIR")
+    p.add_argument("items", metavar="[RUN] DIR", nargs="+", help=f"a folder of images, after RUN: {RUN_HELP}")
     p.add_argument("-o", "--out", metavar="NPZ", required=True)
+    _add_model_options(p)
     p.add_argument("--figure", metavar="PNG", help="also write the 2-D projection of the embeddings by person")
     p.set_defaults(handler=_embed)
 
 
 def _embed(args: argparse.Namespace) -> int:
-    embedder = Embedder.load(args.run)
+    _run_then(args, ("folder",))
+    embedder = _embedder(args)
     faces = list_images(args.folder)
     _, embeddings = embedder.embed_files(faces.paths)
     save_embeddings(args.out, embeddings, faces, embedder.signature)

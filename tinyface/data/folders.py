@@ -29,13 +29,17 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".gif", ".tif
 CACHE_FORMAT = 1  # bump when the decoding changes, so that old caches are not reused
 
 
-def decode_image(path: str | Path, size: int, grayscale: bool = True, crop: int | None = None) -> np.ndarray:
-    """One image file as uint8 (C, size, size): optional centre crop of side `crop` source pixels (clamped
-    to the image), then a bilinear resize (antialiased when shrinking). C is 1 for grayscale, else 3 (RGB)."""
+def decode_image(path: str | Path, size: int, grayscale: bool = True, face_crop: float | None = None) -> np.ndarray:
+    """One image file as uint8 (C, size, size): optional centre square of side face_crop * (the image's shorter
+    side), then a bilinear resize (antialiased when shrinking). C is 1 for grayscale, else 3 (RGB).
+
+    The crop is a fraction, not pixels, so that a face framed as in the training images lands the same at any
+    resolution (LFW's 250 px frames with face_crop 0.4 keep the central 100 px; a 1000 px photo framed the same
+    way keeps 400)."""
     with Image.open(path) as image:
         image = image.convert("L" if grayscale else "RGB")
-        if crop is not None:
-            side = min(crop, *image.size)
+        if face_crop is not None:
+            side = max(1, round(face_crop * min(image.size)))
             left, top = (image.width - side) // 2, (image.height - side) // 2
             image = image.crop((left, top, left + side, top + side))
         array = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
@@ -47,7 +51,7 @@ def load_image_folder(
     *,
     size: int = 64,
     grayscale: bool = True,
-    crop: int | None = None,
+    face_crop: float | None = None,
     min_images: int = 1,
     people: list[str] | None = None,
     cache_dir: str | Path | None = None,
@@ -58,14 +62,16 @@ def load_image_folder(
     """Load `root/<person>/<image>` files as a FaceDataset of uint8 (N, C, size, size), one label per person
     (people sorted by name, or in the order of `people`), images sorted by file name.
 
-    crop: side of a centre crop in source pixels, taken before resizing (LFW's faces fill the central ~110-150
-    of 250 pixels). min_images: drop people with fewer readable images. people: load only these folder names.
-    Unreadable images are skipped with a warning that lists them. Decoded arrays are cached in `cache_dir`
-    (default: <user cache>/images) unless cache=False.
+    face_crop: keep the central square of this fraction of each image's shorter side before resizing (LFW's faces
+    fill the central ~0.4-0.6 of the frame). min_images: drop people with fewer readable images. people: load only
+    these folder names. Unreadable images are skipped with a warning that lists them. Decoded arrays are cached in
+    `cache_dir` (default: <user cache>/images) unless cache=False.
     """
     root = Path(root).expanduser().resolve()
-    if size < 1 or (crop is not None and crop < 1) or min_images < 1:
-        raise ValueError(f"size, crop and min_images must be positive, got {size}, {crop}, {min_images}")
+    if size < 1 or min_images < 1:
+        raise ValueError(f"size and min_images must be positive, got {size}, {min_images}")
+    if face_crop is not None and not 0 < face_crop <= 1:
+        raise ValueError(f"face_crop is a fraction of the image's side in (0, 1], got {face_crop}")
     names, files = _scan(root, people)
     counts = np.array([len(f) for f in files], dtype=np.int64)
     names = [n for n, c in zip(names, counts, strict=True) if c >= min_images]
@@ -73,13 +79,14 @@ def load_image_folder(
     paths = [path for person_files in files for path in person_files]
     labels = np.repeat(np.arange(len(names)), [len(f) for f in files])
 
-    settings = {"size": size, "grayscale": grayscale, "crop": crop}
+    settings = {"size": size, "grayscale": grayscale, "face_crop": face_crop}
     cache_file = Path(cache_dir or user_cache_dir() / "images") / f"{_cache_key(root, paths, settings)}.npz"
     cached = _read_cache(cache_file, len(paths)) if cache else None
     if cached is not None:
         images, readable = cached
     else:
-        images, readable = _decode_all(paths, size, grayscale, crop, progress, workers)
+        images, problems = decode_images(paths, size, grayscale, face_crop, progress, workers)
+        readable = np.array([problem is None for problem in problems], dtype=bool)
         if cache:
             atomic_write(cache_file, lambda file: np.savez(file, images=images, readable=readable))
 
@@ -96,23 +103,29 @@ def load_image_folder(
     return dataset if len(enough) == dataset.num_people else dataset.people(enough)
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files directly in `folder` (by suffix, see IMAGE_SUFFIXES), sorted by name; hidden ones skipped."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
+
+
+def person_folders(root: str | Path) -> list[str]:
+    """The names of the sub-folders of `root` (one per person), sorted; hidden ones skipped."""
+    return sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+
+
 def _scan(root: Path, people: list[str] | None) -> tuple[list[str], list[list[Path]]]:
     """Person folder names (sorted) and each one's image files (sorted)."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; pass the folder holding one sub-folder per person")
     if people is None:
-        names = sorted(
-            entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")
-        )
+        names = person_folders(root)
     else:
         names = list(dict.fromkeys(people))
         missing = [name for name in names if not (root / name).is_dir()]
         if missing:
             raise FileNotFoundError(f"{len(missing)} people have no folder in {root}: {missing[:10]}")
-    files = [
-        sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        for name in names
-    ]
+    files = [image_files(root / name) for name in names]
     if not any(files):
         raise FileNotFoundError(
             f"no image files found in the person folders of {root} (layout: person/image.jpg)"
@@ -138,18 +151,26 @@ def _cache_key(root: Path, paths: list[Path], settings: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
-def _decode_all(paths, size, grayscale, crop, progress, workers) -> tuple[np.ndarray, np.ndarray]:
-    """Decode every path with a thread pool: (images uint8 (N, C, size, size), readable bool (N,))."""
-    channels = 1 if grayscale else 3
-    images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
-    readable = np.zeros(len(paths), dtype=bool)
+def decode_images(
+    paths: list[str | Path],
+    size: int,
+    grayscale: bool = True,
+    face_crop: float | None = None,
+    progress: bool = False,
+    workers: int | None = None,
+) -> tuple[np.ndarray, list[str | None]]:
+    """Decode every file as decode_image does, with a thread pool: images uint8 (N, C, size, size) and, for each
+    file, None or why it could not be read (missing, not an image, truncated; its image is left black)."""
+    images = np.zeros((len(paths), 1 if grayscale else 3, size, size), dtype=np.uint8)
+    problems: list[str | None] = [None] * len(paths)
 
     def decode_into(index: int) -> None:
         try:
-            images[index] = decode_image(paths[index], size, grayscale, crop)
-            readable[index] = True
-        except (OSError, ValueError, Image.DecompressionBombError):
-            pass  # reported by the caller, which knows which files failed
+            images[index] = decode_image(paths[index], size, grayscale, face_crop)
+        except FileNotFoundError:
+            problems[index] = "no such file"
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            problems[index] = f"{type(error).__name__}: {error}"
 
     with ThreadPoolExecutor(max_workers=workers or min(32, (os.cpu_count() or 1) + 4)) as pool:
         done = pool.map(decode_into, range(len(paths)))
@@ -159,7 +180,7 @@ def _decode_all(paths, size, grayscale, crop, progress, workers) -> tuple[np.nda
             done = tqdm(done, total=len(paths), desc="decoding images", unit="img")
         for _ in done:
             pass
-    return images, readable
+    return images, problems
 
 
 def read_photo(path: str | Path) -> np.ndarray:

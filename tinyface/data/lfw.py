@@ -19,6 +19,8 @@ from typing import NamedTuple, NoReturn
 
 IMAGE_FOLDERS = ("lfw-deepfunneled", "lfw", "lfw_funneled")
 
+LFW_FRAME = 250  # LFW's images are 250 x 250 pixels, the face in the middle
+
 
 class LFWFormatError(ValueError):
     """A protocol file does not follow LFW's format."""

@@ -1,9 +1,10 @@
 """Embed image files with a trained run: its model and its preprocessing, exactly as in training.
 
 A run's `run.json` says how images reached the model: the side of the square input (`image_size`), grey or RGB
-(`channels`), the normalisation (prewhiten), and for LFW-style data a centre crop of `source_crop` source pixels
-taken before resizing. An Embedder reads image files that way, so a face photographed like the training data
-lands where the run's threshold tau means something.
+(`channels`), the normalisation (prewhiten), and for LFW-style data the central square kept around the face,
+`face_crop`, a fraction of the frame (so photos of any resolution framed like LFW's land alike); `aligned=True` is
+for images that are already face crops (no crop). An Embedder reads image files that way, so a face photographed
+like the training data lands where the run's threshold tau means something.
 
 Faces on disk come in two layouts, both handled by `list_images`:
 
@@ -17,15 +18,14 @@ carry the run's `signature`: its architecture, preprocessing and the checksum of
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from tinyface.data.folders import IMAGE_SUFFIXES, decode_image
+from tinyface.data.folders import IMAGE_SUFFIXES, decode_images, image_files, person_folders
+from tinyface.data.lfw import LFW_FRAME
 from tinyface.files import atomic_write
 from tinyface.nn.models import FaceCNN
 from tinyface.training.checkpoint import Checkpoint, load_checkpoint
@@ -61,14 +61,9 @@ def list_images(root: str | Path) -> FaceFiles:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; pass a folder of images, or of one sub-folder per person")
-
-    def images_in(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                      and not p.name.startswith("."))
-
-    loose = images_in(root)
-    people = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    files = [images_in(root / name) for name in people]
+    loose = image_files(root)
+    people = person_folders(root)
+    files = [image_files(root / name) for name in people]
     names = [n for n, f in zip(people, files, strict=True) if f]
     files = [f for f in files if f]
     paths = loose + [p for person in files for p in person]
@@ -80,17 +75,11 @@ def list_images(root: str | Path) -> FaceFiles:
     return FaceFiles(paths, labels, names)
 
 
-def read_images(paths: list[str | Path], size: int, grayscale: bool, crop: int | None = None) -> np.ndarray:
-    """uint8 images (N, C, size, size) of image files (see decode_image). Raises ValueError naming every file that
+def read_images(paths: list[str | Path], size: int, grayscale: bool, face_crop: float | None = None) -> np.ndarray:
+    """uint8 images (N, C, size, size) of image files (see decode_images). Raises ValueError naming every file that
     cannot be read (missing, not an image, truncated), so that nothing is embedded from a partial list."""
-    images = np.zeros((len(paths), 1 if grayscale else 3, size, size), dtype=np.uint8)
-    bad = []
-    for k, path in enumerate(paths):
-        try:
-            images[k] = decode_image(path, size, grayscale, crop)
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            reason = "no such file" if isinstance(error, FileNotFoundError) else f"{type(error).__name__}: {error}"
-            bad.append(f"{path} ({reason})")
+    images, problems = decode_images(paths, size, grayscale, face_crop)
+    bad = [f"{path} ({problem})" for path, problem in zip(paths, problems, strict=True) if problem is not None]
     if bad:
         listed = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise ValueError(f"cannot read {len(bad)} image file(s): {listed}")
@@ -98,36 +87,46 @@ def read_images(paths: list[str | Path], size: int, grayscale: bool, crop: int |
 
 
 class Embedder:
-    """A run's model with its preprocessing: embeds uint8 images or image files as (N, D) unit vectors."""
+    """A run's model with its preprocessing: embeds uint8 images or image files as (N, D) unit vectors.
 
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        self.checkpoint = checkpoint
+    aligned: the image files are already face crops (no centre crop). flip: test-time flipping (see measure.embed);
+    tau is then the one chosen for flipped embeddings."""
+
+    def __init__(self, checkpoint: Checkpoint, aligned: bool = False, flip: bool = False) -> None:
+        self.checkpoint, self.aligned, self.flip = checkpoint, aligned, flip
         self.model: FaceCNN = checkpoint.build_model()
 
     @classmethod
-    def load(cls, run: str | Path) -> Embedder:
+    def load(cls, run: str | Path, aligned: bool = False, flip: bool = False) -> Embedder:
         """The Embedder of a run folder written by `tinyface train` (CheckpointError if it has no usable one)."""
-        return cls(load_checkpoint(run))
+        return cls(load_checkpoint(run), aligned, flip)
 
     @property
     def tau(self) -> float:
-        return self.checkpoint.tau
+        return self.checkpoint.tau_for(self.flip)
 
     @property
     def preprocessing(self) -> dict[str, Any]:
         return self.checkpoint.preprocessing
 
     @property
-    def source_crop(self) -> int | None:
-        """Source pixels kept around the face before resizing (LFW-style runs), or None for the whole image."""
-        crop = self.checkpoint.meta.get("task", {}).get("source_crop")
-        return None if crop is None else int(crop)
+    def face_crop(self) -> float | None:
+        """The fraction of an image's side kept around the face before resizing (as in the run's training images),
+        or None for the whole image (aligned crops, or runs trained on whole images)."""
+        task = self.checkpoint.meta.get("task", {})
+        if self.aligned:
+            return None
+        if task.get("face_crop") is not None:
+            return float(task["face_crop"])
+        if task.get("source_crop") is not None:  # runs of tinyface 0.1 stored pixels of LFW's 250 px frames
+            return task["source_crop"] / LFW_FRAME
+        return None
 
     @property
     def signature(self) -> dict[str, Any]:
         """What makes two sets of embeddings comparable: architecture, preprocessing, crop and the weights."""
         return {"model": self.checkpoint.meta["model"], "preprocessing": self.preprocessing,
-                "source_crop": self.source_crop, "weights_sha256": self.checkpoint.meta["sha256"],
+                "face_crop": self.face_crop, "flip": self.flip, "weights_sha256": self.checkpoint.meta["sha256"],
                 "run": str(self.checkpoint.folder.resolve()), "tau": self.tau}
 
     def check_signature(self, signature: dict[str, Any], what: str) -> None:
@@ -139,11 +138,9 @@ class Embedder:
         if signature["model"] != ours["model"]:
             raise ValueError(f"{what} was made by a model of another architecture ({_describe(signature['model'])}) "
                              f"than this run's ({_describe(ours['model'])}); make it again with this run")
-        if (signature.get("preprocessing"), signature.get("source_crop")) != (ours["preprocessing"],
-                                                                              ours["source_crop"]):
-            raise ValueError(f"{what} was made with other preprocessing ({signature.get('preprocessing')}, crop "
-                             f"{signature.get('source_crop')}) than this run's ({ours['preprocessing']}, crop "
-                             f"{ours['source_crop']}); make it again with this run")
+        if signature.get("preprocessing") != ours["preprocessing"]:
+            raise ValueError(f"{what} was made with other preprocessing ({signature.get('preprocessing')}) than this "
+                             f"run's ({ours['preprocessing']}); make it again with this run")
         if signature.get("weights_sha256") != ours["weights_sha256"]:
             raise ValueError(f"{what} was made by other weights of the same architecture (run "
                              f"{signature.get('run')}); embeddings of different trainings are not comparable, "
@@ -152,11 +149,11 @@ class Embedder:
     def read(self, paths: list[str | Path]) -> np.ndarray:
         """uint8 images (N, C, H, W) of image files, decoded as the run's training images were."""
         size, channels = int(self.preprocessing["image_size"]), int(self.preprocessing["channels"])
-        return read_images(paths, size, grayscale=channels == 1, crop=self.source_crop)
+        return read_images(paths, size, grayscale=channels == 1, face_crop=self.face_crop)
 
     def embed_images(self, images: np.ndarray) -> np.ndarray:
         """(N, D) float32 unit vectors of uint8 images (N, C, H, W)."""
-        return embed(self.model, images, self.preprocessing)
+        return embed(self.model, images, self.preprocessing, flip=self.flip)
 
     def embed_files(self, paths: list[str | Path]) -> tuple[np.ndarray, np.ndarray]:
         """(images, embeddings) of image files: uint8 (N, C, H, W) and (N, D)."""
@@ -168,7 +165,11 @@ class Embedder:
     def tau_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(distances, same) of the pairs the run chose tau on (its validation people, or without them some
         training people), measured again with its final weights: what the confidence of a comparison rests on.
-        Reloads the run's data; raises what loading it raises when the data has gone."""
+        Read from the checkpoint when it keeps them (runs of tinyface 0.2 on); otherwise the run's data is
+        reloaded, raising what loading it raises when the data has gone."""
+        stored = self.checkpoint.tau_pairs
+        if "distances" in stored:
+            return stored["distances_flip" if self.flip else "distances"], stored["same"].astype(bool)
         from tinyface.eval import pair_distances, pairs_from_labels
         from tinyface.training.split import split_from_description
         from tinyface.training.train import tau_people  # the same people training measured

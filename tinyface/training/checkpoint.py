@@ -3,7 +3,9 @@
     run.json                  architecture (model.config), preprocessing, the threshold tau, the training
                               configuration, step, epoch, RNG state, history; the name and sha256 of the .npz
     checkpoint-<step>.npz     "model/<name>" (model.state_dict()), "optimizer/<key>", "head/<name>" (a softmax
-                              classifier, when training has one), "log/step_loss"; read with allow_pickle=False
+                              classifier, when training has one), "log/step_loss", "tau/distances",
+                              "tau/distances_flip", "tau/same" (the pairs tau was chosen on, for the confidence of
+                              a comparison without the training data); read with allow_pickle=False
 
 Saving is atomic: the new .npz is written under a new name (temporary file, then rename), then run.json is
 replaced the same way, and only then is the old .npz removed. The rename of run.json is the commit: an interrupted
@@ -43,6 +45,7 @@ class Checkpoint:
     optimizer_state: dict[str, Any]
     head_state: dict[str, np.ndarray]
     step_losses: np.ndarray
+    tau_pairs: dict[str, np.ndarray]
 
     def build_model(self) -> FaceCNN:
         """The trained model, in eval mode."""
@@ -71,6 +74,7 @@ def save_checkpoint(
     optimizer_state: dict[str, Any] | None = None,
     head_state: dict[str, np.ndarray] | None = None,
     step_losses: np.ndarray | None = None,
+    tau_pairs: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a checkpoint into `folder` atomically; `meta` must be JSON-able and hold "step". Returns run.json."""
     folder = Path(folder)
@@ -78,6 +82,7 @@ def save_checkpoint(
     arrays.update({f"optimizer/{k}": np.asarray(v) for k, v in (optimizer_state or {}).items()})
     arrays.update({f"head/{k}": np.asarray(v) for k, v in (head_state or {}).items()})
     arrays["log/step_loss"] = np.asarray([] if step_losses is None else step_losses, dtype=np.float64)
+    arrays.update({f"tau/{k}": np.asarray(v) for k, v in (tau_pairs or {}).items()})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     data = buffer.getvalue()
@@ -131,7 +136,7 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
         return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
     checkpoint = Checkpoint(folder, meta, group("model/"), group("optimizer/"), group("head/"),
-                            arrays.get("log/step_loss", np.zeros(0)))
+                            arrays.get("log/step_loss", np.zeros(0)), group("tau/"))
     try:
         build_model(meta["model"]).load_state_dict(checkpoint.model_state)
     except (KeyError, TypeError, ValueError) as error:
@@ -147,3 +152,16 @@ def _read_record(path: Path) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise CheckpointError(f"{path} is corrupt: expected a JSON object")
     return record
+
+
+def export_checkpoint(run: str | Path, out: str | Path) -> Path:
+    """Write the model of a run folder into `out` as a weights-only checkpoint to hand to others: no optimiser
+    state, RNG state or loss log (a third of the size; it cannot be resumed), and no path of this machine (the
+    data folder is dropped from the record of the split). It loads with load_checkpoint like any run."""
+    checkpoint = load_checkpoint(run)
+    meta = {k: v for k, v in checkpoint.meta.items() if k not in ("format", "weights", "sha256", "rng")}
+    if isinstance(meta.get("task"), dict):
+        meta["task"] = {**meta["task"], "data": None}
+    meta["exported_from"] = {"step": checkpoint.meta["step"], "sha256": checkpoint.meta["sha256"]}
+    return save_checkpoint(out, meta, checkpoint.model_state, head_state=checkpoint.head_state or None,
+                           tau_pairs=checkpoint.tau_pairs)

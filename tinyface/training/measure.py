@@ -17,6 +17,7 @@ from tinyface.eval import (
     Eigenfaces,
     accuracy_at,
     best_threshold,
+    l2_normalize,
     one_shot_rank1,
     pair_distances,
     pixel_embeddings,
@@ -75,7 +76,7 @@ def embed(model: Module, images: np.ndarray, preprocessing: dict[str, Any], batc
         e = model(Tensor(x)).numpy()
         if flip:
             e = e + model(Tensor(np.ascontiguousarray(x[..., ::-1]))).numpy()
-            e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), np.float32(1e-12))
+            e = l2_normalize(e)
         return e
 
     try:

@@ -29,13 +29,14 @@ from tinyface.data import (
     read_pairs,
     read_people,
 )
+from tinyface.data.lfw import LFW_FRAME
 from tinyface.data.transforms import resize
 from tinyface.eval import lfw_pairs_to_indices, pairs_from_labels
 from tinyface.training.measure import Pairs
 
 DATASETS = ("olivetti", "lfw-view1", "lfw-view2", "folder")
 OLIVETTI_TEST_PEOPLE = tuple(range(30, 40))
-LFW_CROP = 120  # source pixels of the 250 x 250 LFW images kept around the face before resizing
+LFW_FACE_CROP = 0.4  # side of the central square kept around an LFW face, as a fraction of the frame (100 pixels)
 LFW_FOLDS = 10
 
 
@@ -71,6 +72,7 @@ def load_split(
     test_people: list[str] | None = None,
     image_size: int = 64,
     grayscale: bool | None = None,
+    face_crop: float | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> Split:
@@ -80,11 +82,18 @@ def load_split(
     lfw-*: the LFW folder (protocol files and lfw-deepfunneled/; default $TINYFACE_DATA/lfw); folder: the image
     folder. validation_people: a count, a fraction of the training people, or names (default: 5 for Olivetti,
     5% for LFW and folders; 0 for none). grayscale: default True for Olivetti, False (RGB) for the others.
+    face_crop: LFW and folders: keep the central square of this fraction of each image's shorter side before
+    resizing (default LFW_FACE_CROP for LFW, the whole image for folders); the run records it, so that photos of
+    any size are embedded at the same scale.
     seed: chooses the random people (validation, folder test people), which are then listed by name.
     progress: show a progress bar while image files are decoded (the first time; later they come from the cache).
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if face_crop is not None and not 0 < face_crop <= 1:
+        raise ValueError(f"face_crop is a fraction of the image's side in (0, 1], got {face_crop}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     rng = np.random.default_rng(seed)
     if dataset == "olivetti":
         faces = load_olivetti(data)
@@ -98,8 +107,9 @@ def load_split(
         if data is None:
             raise ValueError("--dataset folder needs --data PATH: a folder with one sub-folder of images per person")
         grayscale = False if grayscale is None else grayscale
-        everyone = _with_pairs(load_image_folder(data, size=image_size, grayscale=grayscale, progress=progress), data)
-        crop, pairs_of = None, None
+        everyone = _with_pairs(load_image_folder(data, size=image_size, grayscale=grayscale, progress=progress,
+                                                 face_crop=face_crop), data)
+        crop, pairs_of = face_crop, None
         if test_people is None:
             count = int(np.clip(round(test_fraction * everyone.num_people), 1, everyone.num_people - 2))
             test_people = [everyone.names[p] for p in np.sort(rng.choice(everyone.num_people, count, False))]
@@ -109,8 +119,8 @@ def load_split(
     else:
         root = _lfw_root(data)
         grayscale = False if grayscale is None else grayscale
-        crop = LFW_CROP
-        everyone = load_image_folder(image_root(root), size=image_size, grayscale=grayscale, crop=crop,
+        crop = LFW_FACE_CROP if face_crop is None else face_crop
+        everyone = load_image_folder(image_root(root), size=image_size, grayscale=grayscale, face_crop=crop,
                                      progress=progress)
         if dataset == "lfw-view1":
             train_names = _names_in(read_people(root / "peopleDevTrain.txt"))
@@ -136,7 +146,7 @@ def load_split(
                                           else validation_people, rng)
     _need_pairs(train, "training", data)
     description = {"dataset": dataset, "data": None if data is None else str(Path(data).expanduser().resolve()),
-                   "fold": fold, "image_size": image_size, "grayscale": grayscale, "source_crop": crop,
+                   "fold": fold, "image_size": image_size, "grayscale": grayscale, "face_crop": crop,
                    "validation_people": [] if validation is None else validation.names,
                    "test_people": test.names if dataset == "folder" else None, "seed": seed}
     return Split(dataset, train, validation, test, pairs, fold, description)
@@ -145,7 +155,9 @@ def load_split(
 def split_from_description(description: dict[str, Any], **changes: Any) -> Split:
     """Rebuild the split a run was trained on, from the `task` dict saved in its run.json."""
     args = {k: description.get(k) for k in ("dataset", "data", "fold", "validation_people", "test_people",
-                                            "image_size", "grayscale", "seed")}
+                                            "image_size", "grayscale", "face_crop", "seed")}
+    if args["face_crop"] is None and description.get("source_crop"):  # runs of tinyface 0.1: pixels of LFW's 250
+        args["face_crop"] = description["source_crop"] / LFW_FRAME
     args.update(changes)
     args["validation_people"] = args["validation_people"] or 0
     return load_split(args.pop("dataset"), args.pop("data"), **{k: v for k, v in args.items() if v is not None})
@@ -220,3 +232,15 @@ def _split_validation(
     return train.people([label_of[n] for n in keep]), validation_set
 
 
+
+
+def check_never_seen(task: dict[str, Any], split: Split) -> None:
+    """Refuse to measure a run on another dataset's pairs when their people include people it was trained on (LFW's
+    View 1 training people are most of View 2's, for example). task: the run's split description ({} if unknown)."""
+    if not task:
+        return
+    trained = set(split_from_description(task).training_people.names)
+    seen = sorted(trained & set(split.test.names))
+    if seen:
+        raise ValueError(f"{len(seen)} of the {split.test.num_people} people in these pairs were trained on by this "
+                         f"run (e.g. {', '.join(seen[:3])}): accuracy must be measured on people a model never saw")

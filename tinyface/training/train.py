@@ -32,6 +32,7 @@ from tinyface.data.transforms import random_crop, random_flip, resize
 from tinyface.eval import auc as area_under
 from tinyface.eval import best_threshold, kfold_accuracy, pair_distances, pairs_from_labels, roc_curve
 from tinyface.nn.models import FaceCNN
+from tinyface.pretrained import pretrained_run
 from tinyface.runtime import keep_freed_memory
 from tinyface.tensor import Tensor
 from tinyface.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -51,7 +52,7 @@ class TrainConfig:
     images with random flips and shifts (a crop of the image padded by `crop_padding`), 300 steps."""
 
     loss: str = "semihard"
-    margin: float | None = None  # None: 0.2 for triplet losses, 1.0 (plain L2) for contrastive
+    margin: float | str | None = None  # None: 0.2 for triplets, 1.0 (plain L2) for contrastive; "soft": batch-hard
     people_per_batch: int = 10
     images_per_person: int = 10
     steps: int = 300
@@ -69,6 +70,7 @@ class TrainConfig:
     augment: bool = True
     crop_padding: int = 4
     seed: int = 0
+    init: str | None = None  # start from the weights of this run folder ("pretrained": the bundled model)
 
     def __post_init__(self) -> None:
         if self.widths is not None:
@@ -90,14 +92,23 @@ class TrainConfig:
         if not 0 <= self.weight_decay < math.inf or self.crop_padding < 0:
             raise ValueError(f"weight_decay and crop_padding must be >= 0, got {self.weight_decay}, "
                              f"{self.crop_padding}")
-        if self.margin is not None and not self.margin >= 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if self.margin == "soft":
+            if self.loss != "batch-hard":
+                raise ValueError(f"the soft margin is batch-hard's (log(1 + exp(d_ap - d_an))), not {self.loss}'s")
+        elif self.margin is not None and not (isinstance(self.margin, (int, float)) and 0 <= self.margin < math.inf):
+            raise ValueError(f"margin must be a number >= 0 (or 'soft' for batch-hard), got {self.margin!r}")
+        smallest = 2 ** (len(self.widths or ARCHITECTURES[self.model]) - 1)  # one max-pool per block but the last
+        if self.image_size < smallest:
+            raise ValueError(f"image_size {self.image_size} is too small for the {self.model} model's pooling: "
+                             f"use {smallest} or more")
         if self.minutes is not None and not (0 < self.minutes < math.inf):
             raise ValueError(f"minutes must be a positive number, got {self.minutes}")
 
     @property
-    def alpha(self) -> float:
-        """The margin in use."""
+    def alpha(self) -> float | str:
+        """The margin in use ("soft" for batch-hard's soft margin)."""
+        if self.margin == "soft":
+            return "soft"
         if self.margin is not None:
             return float(self.margin)
         return 1.0 if self.loss == "contrastive" else 0.2
@@ -134,6 +145,21 @@ class TrainResult:
 
 def build_face_model(config: TrainConfig, channels: int, rng: np.random.Generator) -> FaceCNN:
     return FaceCNN(channels, config.widths or ARCHITECTURES[config.model], config.embedding_dim, rng=rng)
+
+
+def start_from(model: FaceCNN, run: str | Path, preprocessing: dict[str, Any]) -> None:
+    """Load the weights of a trained run into `model` (fine-tuning): the architecture and the preprocessing must
+    be the same. run: a run folder, or "pretrained" for the model that comes with tinyface."""
+    folder = pretrained_run() if str(run) == "pretrained" else Path(run)
+    checkpoint = load_checkpoint(folder)
+    if checkpoint.meta["model"] != model.config:
+        raise ValueError(f"cannot start from {run}: its model {checkpoint.meta['model']} is not this run's "
+                         f"{model.config}; choose the same --model, --embedding-dim and grey/RGB")
+    theirs = {k: checkpoint.preprocessing.get(k) for k in preprocessing}
+    if theirs != preprocessing:
+        raise ValueError(f"cannot start from {run}: it was trained on {theirs}, this run feeds {preprocessing}; "
+                         "choose the same --image-size and grey/RGB")
+    model.load_state_dict(checkpoint.model_state)
 
 
 def build_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> optim.Optimizer:
@@ -189,6 +215,8 @@ def train(
     seeds = np.random.SeedSequence(config.seed).spawn(2)
     init_rng, data_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
     model = build_face_model(config, channels, init_rng)
+    if config.init is not None:
+        start_from(model, config.init, preprocessing)
     head = nn.Linear(config.embedding_dim, train_data.num_people, rng=init_rng) if config.loss == "softmax" else None
     optimizer = build_optimizer(config, model.parameters() + (head.parameters() if head else []))
     sampler = PKSampler(train_data.labels, config.people_per_batch, config.images_per_person, data_rng)
@@ -247,7 +275,7 @@ def train(
                     "step": step, "epoch": epoch, "finished": _finished(config, step, wall_time, history),
                     "rng": data_rng.bit_generator.state, "history": history, "wall_time": wall_time, **(metadata or {})}
             save_checkpoint(out, meta, model.state_dict(), optimizer.state_dict(),
-                            head.state_dict() if head else None, np.asarray(step_losses))
+                            head.state_dict() if head else None, np.asarray(step_losses), monitor.pairs)
         for callback in callbacks:
             callback(record)
     tau = history[-1]["tau"]  # of the last epoch (also when a finished run was "resumed")
@@ -314,7 +342,7 @@ def _active(d: np.ndarray, triplets: np.ndarray, alpha: float) -> float:
     if len(triplets) == 0:
         return 0.0
     a, p, n = triplets.T
-    return float(np.mean(d[a, p] + alpha > d[a, n]))
+    return float(np.mean(d[a, p] + (0.0 if alpha == "soft" else alpha) > d[a, n]))  # soft: d_ap > d_an
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -352,12 +380,14 @@ class _Monitor:
     def __init__(self, people: FaceDataset, preprocessing: dict[str, Any], source: str) -> None:
         self.people, self.preprocessing, self.source = people, preprocessing, source
         self.i, self.j, self.same = pairs_from_labels(people.labels, rng=0)
+        self.pairs: dict[str, np.ndarray] = {}  # the distances last measured, kept in the checkpoint
 
     def measure(self, model: FaceCNN) -> dict[str, float]:
         """Accuracy and AUC of plain embeddings, and tau for plain and for flipped (test-time) embeddings."""
         d = pair_distances(embed(model, self.people.images, self.preprocessing), self.i, self.j)
         d_flip = pair_distances(embed(model, self.people.images, self.preprocessing, flip=True), self.i, self.j)
         far, tar, _ = roc_curve(d, self.same)
+        self.pairs = {"distances": d.astype(np.float32), "distances_flip": d_flip.astype(np.float32), "same": self.same}
         return {f"{self.source}_accuracy": kfold_accuracy(d, self.same).mean,
                 f"{self.source}_auc": area_under(far, tar), "tau": best_threshold(d, self.same),
                 "tau_flip": best_threshold(d_flip, self.same)}

@@ -1,0 +1,73 @@
+"""Training recipes at equal wall-clock on LFW View 1: which loss, input and batch make the best face model.
+
+Each row is one `tinyface train --dataset lfw-view1` command with the same --minutes budget, trained on View 1's
+training people and measured on its 1,000 test pairs (people never trained on): 10-fold accuracy without and with
+test-time flipping, AUC, VAL@FAR=1e-3, and the images per second the run reached. Rows already trained (a
+metrics.json in their folder) are read back, so an interrupted comparison continues where it stopped. Usage:
+
+    python benchmarks/recipes.py --data LFW_ROOT [--minutes 5] [--out runs/recipes] [--only NAME ...]
+
+Prints a markdown table (the one in benchmarks/README.md) with the command of every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+# name -> the flags that differ from the base recipe; the base row is the default of `tinyface train` on LFW
+RECIPES = {
+    "default (semi-hard, grey 64 px, crop 0.4, 32 x 4)": [],
+    "batch-hard, soft margin": ["--loss", "batch-hard", "--margin", "soft"],
+    "batch-all": ["--loss", "batch-all"],
+    "softmax": ["--loss", "softmax", "-P", "64", "-K", "2"],
+    "RGB instead of grey": ["--rgb"],
+    "crop 0.48 (120 px)": ["--face-crop", "0.48"],
+    "48 px input": ["--image-size", "48"],
+    "16 people x 8 images": ["-P", "16", "-K", "8"],
+    "wider/deeper (lfw model)": ["--model", "lfw"],
+}
+
+
+def command(name: str, flags: list[str], minutes: float, data: str, out: Path) -> list[str]:
+    folder = out / name.split(" (")[0].replace(" ", "-").replace(",", "").replace("/", "-")
+    return [sys.executable, "-m", "tinyface.cli", "train", "--dataset", "lfw-view1", "--data", data,
+            "--minutes", f"{minutes:g}", "--out", str(folder), "--no-progress", "--no-figures", *flags]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the LFW folder (pairs.txt, lfw-deepfunneled/ ...)")
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--out", default="runs/recipes")
+    parser.add_argument("--only", nargs="+", help="names (or name prefixes) of the rows to run")
+    args = parser.parse_args()
+    rows = []
+    for name, flags in RECIPES.items():
+        if args.only and not any(name.startswith(prefix) for prefix in args.only):
+            continue
+        cmd = command(name, flags, args.minutes, args.data, Path(args.out))
+        metrics_file = Path(cmd[cmd.index("--out") + 1]) / "metrics.json"
+        if not metrics_file.is_file():
+            print("$", shlex.join(cmd[1:]).replace("-m tinyface.cli", "tinyface"), flush=True)
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        report = json.loads(metrics_file.read_text())
+        run = json.loads((metrics_file.parent / "run.json").read_text())
+        speed = sum(r["images_per_second"] * r["seconds"] for r in run["history"]) / sum(
+            r["seconds"] for r in run["history"])
+        rows.append((name, report, run["step"], speed, " ".join(flags)))
+    print(f"\n| recipe ({args.minutes:g} min each) | accuracy | + flip | AUC | VAL@FAR=1e-3 | steps | images/s | "
+          "flags |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, report, steps, speed, flags in rows:
+        m, f = report["model"], report.get("model_flip", report["model"])
+        print(f"| {name} | {m['accuracy']:.3f} +- {m['accuracy_std']:.3f} | {f['accuracy']:.3f} | {m['auc']:.3f} | "
+              f"{m['val_at_far']:.3f} | {steps} | {speed:.0f} | `{flags}` |")
+
+
+if __name__ == "__main__":
+    main()

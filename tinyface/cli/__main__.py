@@ -1,0 +1,5 @@
+"""`python -m tinyface.cli ...` is `tinyface ...`."""
+
+from tinyface.cli.main import main
+
+raise SystemExit(main())

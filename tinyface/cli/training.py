@@ -1,0 +1,262 @@
+"""`tinyface train` and `tinyface validate`: a run folder trained on one split, and measured on held-out people.
+
+The work is done in tinyface.training (split: which people train and test; runs: train a split into a run folder,
+measure it beside the baselines, format the table); here are the options and what is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyface.eval import pair_distances
+from tinyface.face.embedder import Embedder
+from tinyface.training.checkpoint import has_checkpoint, load_checkpoint
+from tinyface.training.figures import plot_hardest_pairs, plot_projection
+from tinyface.training.runs import (
+    fold_folders,
+    format_open_set,
+    format_table,
+    json_report,
+    measure_open_set,
+    measure_run,
+    summarize_folds,
+    train_run,
+    train_view2,
+)
+from tinyface.training.split import DATASETS, check_never_seen, load_split, split_from_description
+from tinyface.training.train import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
+
+# The recipe of each dataset where the user gives no flag: Olivetti's is the benchmark of the reference CNN; LFW's
+# and image folders' is the best row of benchmarks/recipes.py at equal wall-clock (see benchmarks/README.md).
+RECIPES: dict[str, dict[str, Any]] = {
+    "olivetti": {"model": "reference", "people_per_batch": 10, "images_per_person": 10, "lr_schedule": "constant",
+                 "steps_per_epoch": 30, "grayscale": True},
+    "lfw": {"model": "reference", "people_per_batch": 32, "images_per_person": 4, "lr_schedule": "cosine",
+            "steps_per_epoch": 250, "grayscale": True, "minutes": 15.0},
+}
+
+
+def recipe(dataset: str) -> dict[str, Any]:
+    """The defaults of `tinyface train --dataset DATASET` (LFW's for lfw-view1, lfw-view2 and folders)."""
+    return RECIPES["olivetti" if dataset == "olivetti" else "lfw"]
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add `train` and `validate` to the subparsers of `tinyface`."""
+    _add_train(commands)
+    _add_validate(commands)
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    """`tinyface train`: the split (--dataset, --data, ...) and the TrainConfig, flag by flag."""
+    defaults = TrainConfig()
+    p = commands.add_parser("train", help="train a face model and measure it on held-out people",
+                            description="Train on the training people, write a run folder (checkpoint, "
+                            "metrics.json, figures), and print the metrics on the held-out people.")
+    p.add_argument("--dataset", choices=DATASETS, default="olivetti",
+                   help="olivetti: people 0-29 train, 30-39 test (default); lfw-view1: View 1's training people; "
+                        "lfw-view2: ten trainings, LFW's protocol; folder: a person/image folder (--data)")
+    p.add_argument("--data", metavar="PATH", help="folder holding olivettifaces.mat, the LFW folder, or an image "
+                                                  "folder in the person/image layout")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<dataset>-seed<N>)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out, exactly")
+    p.add_argument("--steps", type=int,
+                   help=f"training steps (default {defaults.steps}, or as many as --minutes allows; with --resume, "
+                        "the saved run's)")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="train for this wall-clock budget (the learning-rate schedule follows it; --steps, if "
+                        "given, is then a ceiling). Default: 15 for LFW and folders, none (300 steps) for Olivetti")
+    p.add_argument("--init", metavar="RUN", help="start from the weights of a trained run folder ('pretrained': "
+                                                 "the model that comes with tinyface), same architecture")
+    p.add_argument("--steps-per-epoch", type=int,
+                   help="a log line, a validation and a checkpoint every this many steps (default 30 for Olivetti, "
+                        "250 otherwise)")
+    p.add_argument("--loss", choices=LOSSES, default=defaults.loss)
+    p.add_argument("--margin", type=_margin, help="alpha (default 0.2; 1.0 for contrastive); 'soft' for "
+                                                 "batch-hard's soft margin log(1 + exp(d_ap - d_an))")
+    p.add_argument("--people-per-batch", "-P", type=int, help="people per batch (default 10 for Olivetti, else 32)")
+    p.add_argument("--images-per-person", "-K", type=int, help="images per person (default 10 for Olivetti, else 4)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--lr-schedule", choices=SCHEDULES, help="default constant for Olivetti, cosine otherwise")
+    p.add_argument("--model", choices=("reference", "lfw"), default="reference",
+                   help="architecture: reference (4 blocks, 257k parameters, default) or lfw (5 wider blocks)")
+    p.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim)
+    p.add_argument("--image-size", type=int, default=defaults.image_size)
+    colour = p.add_mutually_exclusive_group()
+    colour.add_argument("--grayscale", action="store_true", help="images in grey (the default)")
+    colour.add_argument("--rgb", action="store_true", help="LFW / folder images in colour")
+    p.add_argument("--face-crop", type=float, metavar="F",
+                   help="LFW / folder: keep the central square of this fraction of each image's side before "
+                        "resizing (default 0.4 for LFW, whose faces fill the middle of the frame; 1 for folders)")
+    p.add_argument("--no-augment", action="store_true", help="no random flips and shifts")
+    p.add_argument("--validation-people", type=float, metavar="N",
+                   help="training people held out to validate and choose tau: a count, or a fraction < 1 "
+                        "(default: 5 for Olivetti, 0.05 otherwise; 0 for none)")
+    p.add_argument("--test-fraction", type=float, default=0.25, help="folder: fraction of people tested")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-figures", action="store_true", help="write no PNG figures (metrics.json only)")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    out = Path(args.out or f"runs/{args.dataset}-seed{args.seed}")
+    progress = not args.no_progress
+    if args.resume:
+        if not has_checkpoint(out) and not fold_folders(out):
+            raise FileNotFoundError(f"nothing to resume: {out} has no checkpoint")
+    elif has_checkpoint(out) or fold_folders(out):
+        raise ValueError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+
+    if args.resume and fold_folders(out) and args.dataset != "lfw-view2":
+        raise ValueError(f"{out} holds an LFW View 2 run (fold-* folders): resume it with --dataset lfw-view2")
+    if args.resume and has_checkpoint(out):  # the saved run decides everything; --steps may only lengthen it
+        meta = load_checkpoint(out).meta
+        config = TrainConfig.from_dict({**meta["config"], "steps": max(args.steps or 0, meta["config"]["steps"])})
+        if args.minutes is not None and args.minutes != config.minutes:
+            raise ValueError(f"cannot resume {out} with --minutes {args.minutes:g}: it was set up for "
+                             f"{config.minutes} minutes")
+        split = split_from_description(meta["task"])
+        report = train_run(split, config, out, resume=True, progress=progress, figures=not args.no_figures)
+        print(format_table(report))
+        return 0
+
+    if args.rgb and args.dataset == "olivetti":
+        raise ValueError("the Olivetti faces are grey; --rgb is for LFW and image folders")
+    chosen = recipe(args.dataset)
+
+    def given(name: str) -> Any:
+        value = getattr(args, name)
+        return chosen.get(name) if value is None else value
+
+    args.minutes = None if args.steps is not None and args.minutes is None else given("minutes")
+    config = TrainConfig(
+        loss=args.loss, margin=args.margin, people_per_batch=given("people_per_batch"),
+        images_per_person=given("images_per_person"), steps=_steps(args), minutes=args.minutes,
+        steps_per_epoch=given("steps_per_epoch"), init=args.init,
+        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, lr_schedule=given("lr_schedule"),
+        model=args.model, embedding_dim=args.embedding_dim, image_size=args.image_size,
+        augment=not args.no_augment, seed=args.seed,
+    )
+    validation = args.validation_people
+    if validation is not None and not 0 <= validation < float("inf"):
+        raise ValueError(f"--validation-people must be a count >= 0 or a fraction < 1, got {validation}")
+    if validation is not None and (validation >= 1 or validation == 0):
+        validation = int(validation)
+    options = {"validation_people": validation, "image_size": args.image_size, "seed": args.seed,
+               "grayscale": not args.rgb, "face_crop": args.face_crop}
+    if args.dataset == "lfw-view2":
+        summary = train_view2(config, args.data, out, resume=args.resume, progress=progress,
+                              figures=not args.no_figures, **options)
+        print(format_table(summary))
+        return 0
+    if args.dataset == "folder":
+        options["test_fraction"] = args.test_fraction
+    split = load_split(args.dataset, args.data, progress=progress, **options)
+    print(f"training on {split.train.num_people} people ({len(split.train)} images), validating on "
+          f"{0 if split.validation is None else split.validation.num_people}, testing on {split.test.num_people} "
+          f"({len(split.pairs.i)} pairs); run folder {out}")
+    report = train_run(split, config, out, resume=False, progress=progress, figures=not args.no_figures)
+    print(format_table(report))
+    return 0
+
+
+def _margin(value: str) -> float | str:
+    if value == "soft":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'soft', not {value!r}") from None
+
+
+def _steps(args: argparse.Namespace) -> int:
+    """--steps as given (TrainConfig refuses 0 or less); without it the default, or with --minutes a ceiling that
+    the budget reaches first."""
+    if args.steps is not None:
+        return args.steps
+    return 10**9 if args.minutes is not None else TrainConfig().steps
+
+
+def _add_validate(commands: argparse._SubParsersAction) -> None:
+    """`tinyface validate RUN`: which test data, and how to print it."""
+    p = commands.add_parser("validate", help="measure a trained run beside the raw-pixel and Eigenfaces baselines",
+                            description="Print verification accuracy (10-fold, +- std), AUC, EER, VAL@FAR=1e-3 "
+                            "and one-shot rank-1 of a run on its held-out people, beside the baselines.")
+    p.add_argument("run", metavar="RUN", help="a run folder written by `tinyface train`")
+    p.add_argument("--dataset", choices=DATASETS[:3], help="test data (default: the run's own held-out people)")
+    p.add_argument("--data", metavar="PATH", help="where that dataset is (as for train)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--figures", metavar="DIR", help="also write projection.png (the test embeddings, coloured by "
+                                                    "person) and hardest-pairs.png (the worst false accepts and "
+                                                    "false rejects) into DIR")
+    p.set_defaults(handler=_validate)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    run = Path(args.run)
+    folds = fold_folders(run)
+    split = None
+    if folds and not has_checkpoint(run):  # LFW View 2: ten run folders
+        if args.dataset not in (None, "lfw-view2"):
+            raise ValueError(f"{run} holds ten LFW View 2 trainings; validate them with --dataset lfw-view2")
+        if args.figures:
+            raise ValueError("--figures needs one run folder; pass one of the fold-k folders")
+        reports = []
+        for folder in folds:
+            task = dict(load_checkpoint(folder).meta["task"])
+            reports.append(measure_run(folder, split_from_description(task, **_data(args)))[0])
+        report = summarize_folds(reports)
+    else:
+        checkpoint = load_checkpoint(run)
+        task = checkpoint.meta.get("task", {})
+        if args.dataset is not None or args.data is not None:
+            same_data = args.dataset in (None, task.get("dataset"))
+            if same_data and task:
+                split = split_from_description(task, **_data(args))
+            elif args.dataset is None:
+                raise ValueError("--data needs --dataset when the run does not say which data it was trained on")
+            else:
+                preprocessing = checkpoint.preprocessing
+                view2 = args.dataset == "lfw-view2"
+                split = load_split(args.dataset, args.data, fold=0 if view2 else None, validation_people=0,
+                                   image_size=preprocessing["image_size"], grayscale=preprocessing["channels"] == 1)
+                split.fold = None  # all pairs, ten folds (LFW's own in View 2)
+                check_never_seen(task, split)
+        elif task:
+            split = split_from_description(task)
+        report = measure_run(run, split)[0]
+        embeddings = Embedder(checkpoint).embed_images(split.test.images)
+        report["open_set"] = measure_open_set(embeddings, split.test.labels, report["tau"])
+        if args.figures:
+            _validation_figures(Path(args.figures), embeddings, split, report["tau"])
+    if args.json:
+        out = json_report(report)
+        if "open_set" in report:
+            out["open_set"] = report["open_set"]
+        print(json.dumps(out, indent=1))
+    else:
+        print(format_table(report) + format_open_set(report.get("open_set")))
+    if args.figures:
+        print(f"figures: {Path(args.figures) / 'projection.png'}, {Path(args.figures) / 'hardest-pairs.png'}")
+    return 0
+
+
+def _validation_figures(folder: Path, embeddings: np.ndarray, split: Any, tau: float) -> None:
+    plot_projection(embeddings, split.test.labels, split.test.names, folder / "projection.png",
+                    title=f"{split.dataset} test people")
+    test = np.ones(len(split.pairs.same), bool) if split.fold is None else split.pairs.folds == split.fold
+    i, j, same = split.pairs.i[test], split.pairs.j[test], split.pairs.same[test]
+    plot_hardest_pairs(split.test.images, pair_distances(embeddings, i, j), same, i, j, tau,
+                       folder / "hardest-pairs.png")
+
+
+def _data(args: argparse.Namespace) -> dict[str, str]:
+    return {"data": args.data} if args.data is not None else {}
