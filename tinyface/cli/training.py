@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyface.eval import pair_distances
 from tinyface.face.embedder import Embedder
-from tinyface.training.checkpoint import has_checkpoint, load_checkpoint
+from tinyface.training.checkpoint import export_checkpoint, has_checkpoint, load_checkpoint
 from tinyface.training.figures import plot_hardest_pairs, plot_projection
 from tinyface.training.runs import (
     fold_folders,
@@ -50,6 +50,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add `train` and `validate` to the subparsers of `tinyface`."""
     _add_train(commands)
     _add_validate(commands)
+    _add_export(commands)
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -260,3 +261,24 @@ def _validation_figures(folder: Path, embeddings: np.ndarray, split: Any, tau: f
 
 def _data(args: argparse.Namespace) -> dict[str, str]:
     return {"data": args.data} if args.data is not None else {}
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    """`tinyface export RUN OUT_DIR`: the model of a run, to hand to others."""
+    p = commands.add_parser("export", help="write a run's model as a small run folder to hand to others",
+                            description="Write the model of RUN (weights, architecture, preprocessing, tau, the pairs "
+                            "tau was chosen on, the training record) into OUT_DIR without the optimiser state or any "
+                            "path of this machine; it works wherever a RUN is asked for, but cannot be resumed.")
+    p.add_argument("run", metavar="RUN", help="a run folder written by `tinyface train`")
+    p.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
+    p.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} exists and is not an empty folder; choose a new one")
+    export_checkpoint(args.run, out)
+    size = sum(f.stat().st_size for f in out.iterdir())
+    print(f"wrote the model of {args.run} to {out} ({size / 1e6:.2f} MB)")
+    return 0

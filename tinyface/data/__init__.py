@@ -1,4 +1,10 @@
-"""Face data: datasets (Olivetti, image folders, LFW protocol files), batch transforms, P x K sampling."""
+"""Face data: from files to batches.
+
+dataset.py (FaceDataset: uint8 images (N, C, H, W) with a person label each) first; then the sources: olivetti.py
+(with its small MAT-file reader, matfile.py), folders.py (person/image.jpg folders such as LFW, decoded once and
+cached, cache.py), lfw.py (LFW's protocol files); transforms.py (prewhiten, flip, crop, resize on whole batches)
+and sampler.py (P people x K images per batch).
+"""
 
 from tinyface.data.cache import user_cache_dir
 from tinyface.data.dataset import FaceDataset, split_people

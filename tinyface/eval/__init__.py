@@ -1,6 +1,10 @@
-"""Evaluation: distances and input checks (one home each), verification metrics (ROC, AUC, EER, VAL@FAR, k-fold
-accuracy), pair protocols, 1:N identification (closed and open set), N:N clustering, and baselines (raw pixels,
-eigenfaces)."""
+"""Evaluation: how a face system is measured, on embeddings (B, D) and distances.
+
+distances.py and checks.py are the one home of squared distances, normalisation and input checks; metrics.py
+(ROC, AUC, EER, FAR/FRR, VAL@FAR, k-fold accuracy) is the heart of it; protocols.py builds the test pairs;
+identification.py (1:N, closed set) and open_set.py (1:N with rejection), clustering.py (N:N) and baselines.py
+(raw pixels, Eigenfaces) measure the other uses.
+"""
 
 from tinyface.eval.baselines import Eigenfaces, pixel_embeddings
 from tinyface.eval.checks import check_distances, check_embeddings, check_labels

@@ -1,4 +1,11 @@
-"""Layers and networks (Modules). `tinyface.nn.functional` has the layer ops as plain functions."""
+"""Layers and networks, built on the engine (tinyface.tensor, tinyface.ops).
+
+Open module.py first (Module, Parameter: the bookkeeping of weights), then functional.py (the layer ops, each a
+Function with its forward beside its backward: conv2d by im2col, pooling, batch norm, normalisation, dropout),
+layers.py (the Modules that hold their weights), models.py (the face CNNs) and optim.py (SGD, Adam, AdamW,
+Adagrad, schedules). _compiled.py holds the few loops compiled with Numba for speed; functional.py keeps the NumPy
+reference of each.
+"""
 
 from tinyface.nn import functional
 from tinyface.nn.layers import (

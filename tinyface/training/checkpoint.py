@@ -157,11 +157,16 @@ def _read_record(path: Path) -> dict[str, Any]:
 def export_checkpoint(run: str | Path, out: str | Path) -> Path:
     """Write the model of a run folder into `out` as a weights-only checkpoint to hand to others: no optimiser
     state, RNG state or loss log (a third of the size; it cannot be resumed), and no path of this machine (the
-    data folder is dropped from the record of the split). It loads with load_checkpoint like any run."""
+    data folder is dropped from the record of the split); the run's metrics.json is copied beside it. It loads
+    with load_checkpoint like any run."""
     checkpoint = load_checkpoint(run)
     meta = {k: v for k, v in checkpoint.meta.items() if k not in ("format", "weights", "sha256", "rng")}
     if isinstance(meta.get("task"), dict):
         meta["task"] = {**meta["task"], "data": None}
     meta["exported_from"] = {"step": checkpoint.meta["step"], "sha256": checkpoint.meta["sha256"]}
-    return save_checkpoint(out, meta, checkpoint.model_state, head_state=checkpoint.head_state or None,
-                           tau_pairs=checkpoint.tau_pairs)
+    record = save_checkpoint(out, meta, checkpoint.model_state, head_state=checkpoint.head_state or None,
+                             tau_pairs=checkpoint.tau_pairs)
+    metrics = Path(run) / "metrics.json"  # what the run measured on its test pairs travels with it
+    if metrics.is_file():
+        atomic_write(Path(out) / metrics.name, lambda file: file.write(metrics.read_bytes()))
+    return record

@@ -248,7 +248,7 @@ def train(
                    dynamic_ncols=True)
         while count < last and (count == 0 or wall_time + time.perf_counter() - start < config.budget_seconds):
             batch = sampler.sample()
-            x = _batch(images[batch], config, data_rng)
+            x = training_batch(images[batch], config, data_rng)
             optimizer.lr = learning_rate(config, run_progress(config, step, wall_time + time.perf_counter() - start))
             numbers = _train_step(model, head, optimizer, x, train_data.labels[batch], config, data_rng)
             step, count = step + 1, count + 1
@@ -354,7 +354,7 @@ def _training_images(data: FaceDataset, config: TrainConfig) -> np.ndarray:
     return images
 
 
-def _batch(images: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+def training_batch(images: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
     """Normalised float32 images, then (augment) a random mirror and a random shift of up to crop_padding pixels
     (crop of the zero-padded image: zero is the mean of a prewhitened image)."""
     x = preprocess(images, {"image_size": config.image_size, "channels": images.shape[1],
