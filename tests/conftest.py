@@ -3,6 +3,9 @@
 - Without an NVIDIA GPU, Numba's CUDA kernels run in its CUDA simulator: NUMBA_ENABLE_CUDASIM must be set
   before numba.cuda is first imported, so it is decided here, from the presence of a GPU device node.
 - Real faces come from $TINYFACE_DATA (CI sets it). When it is set, a missing file is a failure, not a skip.
+- Markers (registered in pyproject.toml): a test that uses one of the real-data fixtures below is marked
+  `real_data` here, so `pytest -m "not real_data"` runs without the data; `gpu` and `slow` are set by hand.
+- Hypothesis strategies and gradient checks live in tinyface.testing (public), not here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,15 @@ import pytest
 
 if not glob.glob("/dev/nvidia[0-9]*"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+
+REAL_DATA_FIXTURES = {"data_dir", "olivetti_path", "olivetti"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_data)
 
 
 def real_data_dir() -> Path | None:

@@ -5,7 +5,8 @@ For every element x_k of every input that requires grad:
     dL/dx_k  ~=  (L(x + eps e_k) - L(x - eps e_k)) / (2 eps)
 
 with L = sum(fn(*inputs) * w) for a fixed random weight w (so that every output element matters, and a
-wrong gradient cannot hide behind a sum that is constant in x).
+wrong gradient cannot hide behind a sum that is constant in x); w = 1 for a scalar output such as a loss, so
+that the values compared are the loss's own gradient.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def gradcheck(
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     if out.dtype != np.float64:
         raise TypeError(f"gradcheck: fn returned {out.dtype} from float64 inputs; it must keep float64")
-    weights = np.random.default_rng(seed).standard_normal(out.shape)
+    weights = np.random.default_rng(seed).standard_normal(out.shape) if out.shape else np.ones(())
 
     def objective() -> float:
         with no_grad():

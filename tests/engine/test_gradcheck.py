@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 
 from tinyface import Function, GradcheckError, Tensor, gradcheck, ops
-
-
-def leaf(array):
-    return Tensor(np.asarray(array, dtype=np.float64), requires_grad=True)
+from tinyface.testing import leaf
 
 
 class WrongAtOneElement(Function):
@@ -56,6 +53,9 @@ def test_names_the_input_the_element_and_both_values():
     # the two values named are the wrong analytic and the true numeric gradient of sum(a * b * w)
     assert abs(numbers[0] - numbers[1]) == pytest.approx(0.5, abs=1e-4)
     assert isinstance(info.value, AssertionError)  # so that a failing gradcheck reads as a test failure
+    error = info.value  # the same facts as fields, for tools that build on gradcheck (tinyface.testing)
+    assert (error.input_index, error.element, error.eps) == (1, (1, 0), 1e-6)
+    assert [error.analytic, error.numeric] == pytest.approx(numbers, rel=1e-7)
 
 
 def test_catches_a_gradient_whose_sum_is_right():

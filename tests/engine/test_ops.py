@@ -12,33 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyface import Tensor, gradcheck, ops
+from tinyface.testing import arrays, away_from_zero, distinct, leaf
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
 nonempty_shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
-
-
-def floats(low=-2.0, high=2.0):
-    return st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False)
-
-
-def values(shape, low=-2.0, high=2.0):
-    return hnp.arrays(np.float64, shape, elements=floats(low, high))
-
-
-def away_from_zero(shape, low=0.1, high=2.0):
-    """|x| in [low, high], either sign: no kink of relu or abs within reach of finite differences."""
-    signed = st.tuples(floats(low, high), st.booleans()).map(lambda t: t[0] if t[1] else -t[0])
-    return hnp.arrays(np.float64, shape, elements=signed)
-
-
-@st.composite
-def distinct(draw, shape, spacing=0.3):
-    """Distinct values (a permuted grid): max and min have a single winner, so no ties."""
-    size = int(np.prod(shape))
-    order = draw(st.permutations(range(size)))
-    return (np.array(order, dtype=np.float64) - size / 2) * spacing + 0.01
 
 
 def grid(offset):
@@ -55,10 +34,6 @@ def axis_for(draw, ndim):
     if kind == "int":
         return draw(st.integers(-ndim, ndim - 1))
     return tuple(draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True)))
-
-
-def leaf(array):
-    return Tensor(np.asarray(array, dtype=np.float64), requires_grad=True)
 
 
 def np_axis(axis):
@@ -80,8 +55,8 @@ BINARY = {
 def test_binary_ops_broadcast(name, broadcast, data):
     op, reference = BINARY[name]
     shape_a, shape_b = broadcast.input_shapes
-    a = data.draw(values(shape_a))
-    b = data.draw(away_from_zero(shape_b, 0.5, 2.0) if name == "div" else values(shape_b))
+    a = data.draw(arrays(shape_a))
+    b = data.draw(away_from_zero(shape_b, 0.5, 2.0) if name == "div" else arrays(shape_b))
     out = op(leaf(a), leaf(b))
     assert out.shape == broadcast.result_shape
     np.testing.assert_allclose(out.numpy(), reference(a, b))
@@ -104,8 +79,8 @@ def test_binary_ops_with_python_numbers_on_either_side(shape, data):
 @given(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3), st.data())
 def test_tensor_used_twice_in_one_graph(broadcast, data):
     shape_x, shape_y = broadcast.input_shapes
-    x = data.draw(values(shape_x, -1.5, 1.5))
-    y = data.draw(values(shape_y, -1.5, 1.5))
+    x = data.draw(arrays(shape_x, -1.5, 1.5))
+    y = data.draw(arrays(shape_y, -1.5, 1.5))
 
     def f(x, y):
         return (x * y + x) / (y * y + 1.0) + x.exp() * x
@@ -120,15 +95,15 @@ def test_tensor_used_twice_in_one_graph(broadcast, data):
 # -- elementwise, one input ------------------------------------------------------------------------------------
 UNARY = {
     # name: (op, reference, strategy for inputs)
-    "neg": (lambda x: -x, lambda x: -x, values),
-    "exp": (Tensor.exp, np.exp, values),
-    "log": (Tensor.log, np.log, lambda s: values(s, 0.1, 3.0)),
-    "sqrt": (Tensor.sqrt, np.sqrt, lambda s: values(s, 0.1, 3.0)),
+    "neg": (lambda x: -x, lambda x: -x, arrays),
+    "exp": (Tensor.exp, np.exp, arrays),
+    "log": (Tensor.log, np.log, lambda s: arrays(s, 0.1, 3.0)),
+    "sqrt": (Tensor.sqrt, np.sqrt, lambda s: arrays(s, 0.1, 3.0)),
     "abs": (lambda x: x.abs(), np.abs, away_from_zero),
     "relu": (Tensor.relu, lambda x: np.maximum(x, 0), away_from_zero),
-    "tanh": (Tensor.tanh, np.tanh, values),
-    "sigmoid": (Tensor.sigmoid, lambda x: 1 / (1 + np.exp(-x)), lambda s: values(s, -4, 4)),
-    "softplus": (Tensor.softplus, lambda x: np.log(1 + np.exp(x)), lambda s: values(s, -4, 4)),
+    "tanh": (Tensor.tanh, np.tanh, arrays),
+    "sigmoid": (Tensor.sigmoid, lambda x: 1 / (1 + np.exp(-x)), lambda s: arrays(s, -4, 4)),
+    "softplus": (Tensor.softplus, lambda x: np.log(1 + np.exp(x)), lambda s: arrays(s, -4, 4)),
 }
 
 
@@ -146,7 +121,7 @@ def test_unary_ops(name, shape, data):
 @SETTINGS
 @given(shapes, st.sampled_from([2, 3, 0.5, -1.5, 1.0]), st.data())
 def test_pow(shape, exponent, data):
-    x = data.draw(values(shape, 0.2, 2.0) if exponent != int(exponent) else away_from_zero(shape, 0.2, 2.0))
+    x = data.draw(arrays(shape, 0.2, 2.0) if exponent != int(exponent) else away_from_zero(shape, 0.2, 2.0))
     np.testing.assert_allclose((leaf(x) ** exponent).numpy(), x**exponent)
     assert gradcheck(lambda t: t**exponent, leaf(x))
 
@@ -213,7 +188,7 @@ def test_maximum_minimum_share_the_gradient_at_a_tie():
 def test_where_broadcast(broadcast, data):
     shape_c, shape_a, shape_b = broadcast.input_shapes
     condition = data.draw(hnp.arrays(np.bool_, shape_c))
-    a, b = data.draw(values(shape_a)), data.draw(values(shape_b))
+    a, b = data.draw(arrays(shape_a)), data.draw(arrays(shape_b))
     out = ops.where(condition, leaf(a), leaf(b))
     np.testing.assert_array_equal(out.numpy(), np.where(condition, a, b))
     assert gradcheck(lambda s, t: ops.where(condition, s, t), leaf(a), leaf(b))
@@ -223,7 +198,7 @@ def test_where_broadcast(broadcast, data):
 @SETTINGS
 @given(st.sampled_from(["sum", "mean"]), nonempty_shapes, st.booleans(), st.data())
 def test_sum_mean(name, shape, keepdims, data):
-    x = data.draw(values(shape))
+    x = data.draw(arrays(shape))
     axis = data.draw(axis_for(len(shape)))
     out = getattr(leaf(x), name)(axis=axis, keepdims=keepdims)
     expected = getattr(np, name)(x, axis=np_axis(axis), keepdims=keepdims)
@@ -235,7 +210,7 @@ def test_sum_mean(name, shape, keepdims, data):
 @SETTINGS
 @given(st.sampled_from(["max", "min"]), nonempty_shapes, st.booleans(), st.data())
 def test_max_min(name, shape, keepdims, data):
-    x = data.draw(distinct(shape)).reshape(shape)
+    x = data.draw(distinct(shape))
     axis = data.draw(axis_for(len(shape)))
     out = getattr(leaf(x), name)(axis=axis, keepdims=keepdims)
     expected = getattr(np, name)(x, axis=np_axis(axis), keepdims=keepdims)
@@ -256,7 +231,7 @@ def test_max_min_share_the_gradient_among_ties():
 @SETTINGS
 @given(nonempty_shapes, st.booleans(), st.data())
 def test_logsumexp(shape, keepdims, data):
-    x = data.draw(values(shape, -3, 3))
+    x = data.draw(arrays(shape, -3, 3))
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     out = ops.logsumexp(leaf(x), axis=axis, keepdims=keepdims)
     np.testing.assert_allclose(out.numpy(), np.log(np.exp(x).sum(axis=axis, keepdims=keepdims)), rtol=1e-12, atol=1e-12)
@@ -278,7 +253,7 @@ def test_logsumexp_does_not_overflow():
 def test_matmul_batched_broadcast_and_vectors(batch, m, n, p, a_vector, b_vector, data):
     shape_a = (n,) if a_vector else (*batch.input_shapes[0], m, n)
     shape_b = (n,) if b_vector else (*batch.input_shapes[1], n, p)
-    a, b = data.draw(values(shape_a)), data.draw(values(shape_b))
+    a, b = data.draw(arrays(shape_a)), data.draw(arrays(shape_b))
     out = leaf(a) @ leaf(b)
     expected = np.matmul(a, b)
     assert out.shape == expected.shape
@@ -308,7 +283,7 @@ def test_matmul_with_an_array_on_the_left():
 @SETTINGS
 @given(nonempty_shapes, st.data())
 def test_reshape_and_flatten(shape, data):
-    x = data.draw(values(shape))
+    x = data.draw(arrays(shape))
     target = tuple(reversed(shape))
     np.testing.assert_array_equal(leaf(x).reshape(target).numpy(), x.reshape(target))
     np.testing.assert_array_equal(leaf(x).reshape(-1).numpy(), x.reshape(-1))
@@ -320,7 +295,7 @@ def test_reshape_and_flatten(shape, data):
 @SETTINGS
 @given(nonempty_shapes, st.data())
 def test_permute_with_negative_axes(shape, data):
-    x = data.draw(values(shape))
+    x = data.draw(arrays(shape))
     order = data.draw(st.permutations(range(len(shape))))
     axes = tuple(a - len(shape) if data.draw(st.booleans()) else a for a in order)
     out = leaf(x).permute(*axes)
@@ -331,7 +306,7 @@ def test_permute_with_negative_axes(shape, data):
 @SETTINGS
 @given(hnp.array_shapes(min_dims=2, max_dims=4, max_side=4), st.data())
 def test_transpose_of_two_axes_swaps_them(shape, data):
-    x = data.draw(values(shape))
+    x = data.draw(arrays(shape))
     i, j = data.draw(st.lists(st.integers(0, len(shape) - 1), min_size=2, max_size=2, unique=True))
     np.testing.assert_array_equal(leaf(x).transpose(i, j).numpy(), np.swapaxes(x, i, j))
     np.testing.assert_array_equal(leaf(x).transpose().numpy(), x.T)
@@ -360,7 +335,7 @@ def index_for(draw, shape):
 @SETTINGS
 @given(nonempty_shapes, st.data())
 def test_indexing(shape, data):
-    x = data.draw(values(shape))
+    x = data.draw(arrays(shape))
     index = data.draw(index_for(shape))
     np.testing.assert_array_equal(leaf(x)[index].numpy(), x[index])
     assert gradcheck(lambda t: t[index], leaf(x))
@@ -380,21 +355,21 @@ def test_repeated_indices_scatter_add(rows):
 def test_concatenate_and_stack(shape, count, name, data):
     ndim = len(shape)
     axis = data.draw(st.integers(-ndim, ndim - 1) if name == "concatenate" else st.integers(-ndim - 1, ndim))
-    arrays = []
+    pieces = []
     for _ in range(count):
         piece = list(shape)
         if name == "concatenate":
             piece[axis] = data.draw(st.integers(1, 3))
-        arrays.append(data.draw(values(tuple(piece))))
+        pieces.append(data.draw(arrays(tuple(piece))))
     op, reference = getattr(ops, name), getattr(np, name)
-    np.testing.assert_array_equal(op([leaf(a) for a in arrays], axis=axis).numpy(), reference(arrays, axis=axis))
-    assert gradcheck(lambda *ts: op(ts, axis=axis), *[leaf(a) for a in arrays])
+    np.testing.assert_array_equal(op([leaf(a) for a in pieces], axis=axis).numpy(), reference(pieces, axis=axis))
+    assert gradcheck(lambda *ts: op(ts, axis=axis), *[leaf(a) for a in pieces])
 
 
 @SETTINGS
 @given(nonempty_shapes, st.data())
 def test_pad(shape, data):
-    x = data.draw(values(shape))
+    x = data.draw(arrays(shape))
     widths = tuple((data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))) for _ in shape)
     value = data.draw(st.sampled_from([0.0, -1.5]))
     out = ops.pad(leaf(x), widths, value=value)

@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyface import Function, Tensor, is_grad_enabled, no_grad, ops, tensor
+from tinyface.testing import arrays
 
 
 # -- properties and dtype policy -------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def test_paths_of_different_lengths():
 
 
 @settings(max_examples=25, deadline=None)
-@given(hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=4), elements=st.floats(-3, 3)))
+@given(arrays(hnp.array_shapes(max_dims=3, max_side=4), -3, 3))
 def test_gradient_accumulates_when_a_tensor_is_used_more_than_once(x):
     t = Tensor(x, requires_grad=True)
     (t + t + t * t).sum().backward()

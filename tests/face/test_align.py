@@ -176,6 +176,7 @@ def test_align_face_puts_the_landmarks_on_the_template():
     assert aligned.mean() < 10  # and nothing else is bright
 
 
+@pytest.mark.real_data
 def test_align_face_on_a_real_lfw_image(tmp_path):
     from pathlib import Path
 

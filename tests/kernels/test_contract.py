@@ -15,6 +15,7 @@ import pytest
 
 from tinyface import kernels
 from tinyface.kernels import contract
+from tinyface.testing import references
 
 FUNCTIONS = [name for name, value in vars(contract.Backend).items() if inspect.isfunction(value) and name[0] != "_"]
 LABELS = np.array([0, 0, 1, 1, 2, 2])  # three identities of two: every kind of triplet exists
@@ -34,9 +35,8 @@ def importable(module: str):
 
 
 def available(name: str):
-    return pytest.param(
-        name, marks=pytest.mark.skipif(name not in kernels.available_backends(), reason=f"{name!r} not available")
-    )
+    marks = [pytest.mark.skipif(name not in kernels.available_backends(), reason=f"{name!r} not available")]
+    return pytest.param(name, marks=marks + ([pytest.mark.gpu] if name == "cupy" else []))
 
 
 def assert_array(value, shape, dtype) -> None:
@@ -62,6 +62,12 @@ def test_backend_has_every_function_with_the_contracts_parameters(module):
     for name in FUNCTIONS:
         assert callable(getattr(backend, name, None)), f"{module} lacks {name}"
         assert parameters(getattr(backend, name)) == parameters(getattr(contract.Backend, name)), f"{module}.{name}"
+
+
+def test_the_plain_loop_references_have_the_contracts_parameters():
+    """tinyface.testing.references, the definitions the kernels are tested by, is called like a backend."""
+    for name in FUNCTIONS:
+        assert parameters(getattr(references, name)) == parameters(getattr(contract.Backend, name)), name
 
 
 def test_dispatch_takes_the_contracts_parameters_and_a_backend():

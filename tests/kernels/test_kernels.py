@@ -1,13 +1,14 @@
-"""tinyface.kernels: numpy_ref against plain triple loops, and every other backend against numpy_ref.
+"""tinyface.kernels: numpy_ref against plain triple loops (tinyface.testing.references), and every other backend
+against numpy_ref.
 
-Exact batches: small integer embeddings in float64, so every distance, tie and comparison is exact on every
-backend; selections must then be equal, and losses and gradients equal up to the order of summation.
+Exact batches (tinyface.testing.exact_batches): small integer embeddings in float64, so every distance, tie and
+comparison is exact on every backend; selections must then be equal, and losses and gradients equal up to the order
+of summation.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import shutil
 import subprocess
@@ -23,90 +24,10 @@ from hypothesis import strategies as st
 from tinyface import kernels
 from tinyface.kernels import cupy_cuda  # imports without CuPy: its compile options need none
 from tinyface.kernels.contract import FALLBACKS
+from tinyface.testing import assert_matches_reference, exact_batches, references
 
 numpy_ref = kernels.numpy_ref
 CUDA_SOURCES = sorted(Path(kernels.__file__).parent.glob("*.cu"))
-MARGINS = (0.0, 0.5, 1.0, 2.0)
-
-
-# -- plain loops: the definitions, written as directly as possible -------------------------------------------
-def loop_sqdist(x):
-    b = len(x)
-    return np.array([[float(np.sum((x[i] - x[j]) ** 2)) for j in range(b)] for i in range(b)])
-
-
-def loop_triplets(labels):
-    b = len(labels)
-    return [
-        (a, p, n)
-        for a, p, n in itertools.product(range(b), repeat=3)
-        if a != p and labels[a] == labels[p] and labels[n] != labels[a]
-    ]
-
-
-def loop_semihard(d, labels, fallback):
-    chosen = []
-    for a, p in itertools.product(range(len(labels)), repeat=2):
-        negatives = [n for n in range(len(labels)) if labels[n] != labels[a]]
-        if a == p or labels[a] != labels[p] or not negatives:
-            continue
-        farther = [n for n in negatives if d[a, n] > d[a, p]]
-        if farther:
-            chosen.append((a, p, min(farther, key=lambda n: (d[a, n], n))))
-        elif fallback == "easiest":
-            chosen.append((a, p, min(negatives, key=lambda n: (-d[a, n], n))))
-        elif fallback == "hardest":
-            chosen.append((a, p, min(negatives, key=lambda n: (d[a, n], n))))
-    return chosen
-
-
-def loop_loss(x, triplets, margin, keep_inactive):
-    """Mean hinge over the triplets (over the active ones unless keep_inactive) and its gradient, triplet by
-    triplet: dL/da = 2(n - p), dL/dp = 2(p - a), dL/dn = 2(a - n)."""
-    d = loop_sqdist(x)
-    total, count, grad = 0.0, 0, np.zeros_like(x)
-    for a, p, n in triplets:
-        hinge = d[a, p] + margin - d[a, n]
-        if hinge > 0:
-            total += hinge
-            grad[a] += 2 * (x[n] - x[p])
-            grad[p] += 2 * (x[p] - x[a])
-            grad[n] += 2 * (x[a] - x[n])
-        count += hinge > 0 or keep_inactive
-    return (total / count, grad / count) if count else (0.0, grad)
-
-
-def loop_batch_hard(x, labels, margin, soft):
-    d = loop_sqdist(x)
-    total, grad, anchors = 0.0, np.zeros_like(x), 0
-    for a in range(len(x)):
-        positives = [p for p in range(len(x)) if p != a and labels[p] == labels[a]]
-        negatives = [n for n in range(len(x)) if labels[n] != labels[a]]
-        if not positives or not negatives:
-            continue
-        p = min(positives, key=lambda j: (-d[a, j], j))
-        n = min(negatives, key=lambda j: (d[a, j], j))
-        z = d[a, p] + margin - d[a, n]
-        value, slope = (math.log1p(math.exp(z)), 1 / (1 + math.exp(-z))) if soft else (max(z, 0), float(z > 0))
-        total += value
-        grad[a] += slope * 2 * (x[n] - x[p])
-        grad[p] += slope * 2 * (x[p] - x[a])
-        grad[n] += slope * 2 * (x[a] - x[n])
-        anchors += 1
-    return (total / anchors, grad / anchors) if anchors else (0.0, grad)
-
-
-# -- batches -------------------------------------------------------------------------------------------------
-@st.composite
-def exact_batches(draw, max_size=10, max_dim=3):
-    """(x float64 with entries in {-2..2}, labels, margin): exact distances, many ties and duplicates, sometimes a
-    single identity or singletons."""
-    b = draw(st.integers(2, max_size))
-    dim = draw(st.integers(1, max_dim))
-    ids = draw(st.integers(1, 4))
-    x = np.array(draw(st.lists(st.integers(-2, 2), min_size=b * dim, max_size=b * dim)), float).reshape(b, dim)
-    labels = np.array(draw(st.lists(st.integers(0, ids - 1), min_size=b, max_size=b)), np.int64)
-    return x, labels, draw(st.sampled_from(MARGINS))
 
 
 def random_batch(seed, b, dim=5, ids=3, dtype=np.float32):
@@ -116,10 +37,13 @@ def random_batch(seed, b, dim=5, ids=3, dtype=np.float32):
     return x.astype(dtype), rng.integers(0, ids, b)
 
 
+MARKS = {"cupy": [pytest.mark.gpu], "numba_cuda": [pytest.mark.slow]}  # the simulator takes its time
+
+
 def backend_param(name, *values):
-    missing = name not in kernels.available_backends()
     reason = f"kernel backend {name!r} not available"
-    return pytest.param(name, *values, marks=pytest.mark.skipif(missing, reason=reason), id=name)
+    missing = pytest.mark.skipif(name not in kernels.available_backends(), reason=reason)
+    return pytest.param(name, *values, marks=[missing, *MARKS.get(name, [])], id=name)
 
 
 # the Numba CUDA simulator runs every GPU thread in Python: keep its batches small and few
@@ -135,41 +59,28 @@ EXACT = settings(deadline=None, max_examples=80, suppress_health_check=[HealthCh
 @EXACT
 @given(exact_batches())
 def test_numpy_ref_distances_and_selection_match_loops(batch):
-    x, labels, _ = batch
+    x, labels = batch.embeddings, batch.labels
     d = numpy_ref.pairwise_sqdist(x)
-    assert np.array_equal(d, loop_sqdist(x))
+    assert np.array_equal(d, references.pairwise_sqdist(x))
     for fallback in FALLBACKS:
         pairs, negatives = numpy_ref.semihard_negatives(d, labels, fallback)
-        assert [tuple(t) for t in np.column_stack([pairs, negatives])] == loop_semihard(d, labels, fallback)
+        want = references.semihard_negative_triplets(d, labels, fallback)
+        assert [tuple(t) for t in np.column_stack([pairs, negatives])] == want
 
 
-@EXACT
-@given(exact_batches(max_size=8))
-def test_numpy_ref_losses_match_loops(batch):
-    x, labels, margin = batch
-    d = loop_sqdist(x)
-    triplets = loop_triplets(labels)
+LOSS_KERNELS = [("batch_all_triplet", ()), ("batch_hard_triplet", (False,)), ("batch_hard_triplet", (True,))] + [
+    ("semihard_triplet", (fallback,)) for fallback in FALLBACKS
+]
 
-    loss, grad, fraction, active = numpy_ref.batch_all_triplet(x, labels, margin)
-    want_loss, want_grad = loop_loss(x, triplets, margin, keep_inactive=False)
-    n_active = sum(d[a, p] + margin - d[a, n] > 0 for a, p, n in triplets)
-    assert active == n_active and fraction == pytest.approx(n_active / len(triplets) if triplets else 0.0)
-    np.testing.assert_allclose([loss], [want_loss], rtol=1e-12)
-    np.testing.assert_allclose(grad, want_grad, atol=1e-12)
 
-    for soft in (False, True):
-        loss, grad = numpy_ref.batch_hard_triplet(x, labels, margin, soft)
-        want_loss, want_grad = loop_batch_hard(x, labels, margin, soft)
-        np.testing.assert_allclose([loss], [want_loss], rtol=1e-12)
-        np.testing.assert_allclose(grad, want_grad, atol=1e-12)
+@pytest.mark.parametrize("name, options", LOSS_KERNELS, ids=[f"{n}{o}" for n, o in LOSS_KERNELS])
+def test_numpy_ref_losses_match_loops(name, options):
+    """Every result (loss, gradient, counts) of numpy_ref equals the plain loops' on exact batches."""
 
-    for fallback in FALLBACKS:
-        chosen = loop_semihard(d, labels, fallback)
-        loss, grad, kept = numpy_ref.semihard_triplet(x, labels, margin, fallback)
-        want_loss, want_grad = loop_loss(x, chosen, margin, keep_inactive=True)
-        assert kept == len(chosen)
-        np.testing.assert_allclose([loss], [want_loss], rtol=1e-12)
-        np.testing.assert_allclose(grad, want_grad, atol=1e-12)
+    def call(module):
+        return lambda batch: getattr(module, name)(batch.embeddings, batch.labels, batch.margin, *options)
+
+    assert_matches_reference(call(numpy_ref), call(references), exact_batches(batch=(2, 8)), max_examples=80)
 
 
 @settings(deadline=None, max_examples=60)
@@ -190,11 +101,7 @@ def test_pairwise_sqdist_backward_is_the_gradient_of_the_weighted_sum():
     rng = np.random.default_rng(1)
     x, weights = rng.standard_normal((6, 3)), rng.standard_normal((6, 6))
     grad = numpy_ref.pairwise_sqdist_backward(x, weights)
-    want = np.zeros_like(x)
-    for i, j in itertools.product(range(6), repeat=2):
-        want[i] += weights[i, j] * 2 * (x[i] - x[j])
-        want[j] += weights[i, j] * 2 * (x[j] - x[i])
-    np.testing.assert_allclose(grad, want, atol=1e-12)
+    np.testing.assert_allclose(grad, references.pairwise_sqdist_backward(x, weights), atol=1e-12)
 
 
 def test_distances_are_clamped_at_zero_and_zero_on_the_diagonal():
@@ -284,10 +191,9 @@ def assert_same_results(name, x, labels, margin, exact):
 @pytest.mark.parametrize("name, max_size, examples", OTHER_BACKENDS)
 def test_backend_matches_reference_on_exact_batches(name, max_size, examples):
     @settings(deadline=None, max_examples=examples, suppress_health_check=[HealthCheck.too_slow])
-    @given(exact_batches(max_size=max_size), st.sampled_from([np.float64, np.float32]))
+    @given(exact_batches(batch=(2, max_size)), st.sampled_from([np.float64, np.float32]))
     def check(batch, dtype):
-        x, labels, margin = batch
-        assert_same_results(name, x.astype(dtype), labels, margin, exact=True)
+        assert_same_results(name, batch.embeddings.astype(dtype), batch.labels, batch.margin, exact=True)
 
     check()
 

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tinyface import Tensor, gradcheck, kernels, losses, no_grad
+from tinyface.testing import check_gradients, embeddings, triplet_batches
 
 numpy_ref = kernels.numpy_ref
 CHECK = settings(
@@ -24,20 +25,6 @@ def batch(seed, b, dim=3, ids=3):
     rng = np.random.default_rng(seed)
     labels = np.concatenate([np.arange(ids), rng.integers(0, ids, b - ids)])  # every identity at least once
     return rng.standard_normal((b, dim)), labels
-
-
-def away_from_kinks(x, labels, margin):
-    """No two distances of a row closer than GAP (so no selection flips) and no hinge within GAP of 0."""
-    d = numpy_ref.pairwise_sqdist(x)
-    positive, negative = numpy_ref.label_masks(labels)
-    for a in range(len(x)):
-        row = np.sort(d[a][np.arange(len(x)) != a])
-        if len(row) > 1 and np.min(np.diff(row)) < GAP:
-            return False
-        hinges = d[a][positive[a]][:, None] + margin - d[a][negative[a]][None, :]
-        if hinges.size and np.min(np.abs(hinges)) < GAP:
-            return False
-    return True
 
 
 # -- the paper's triplet loss --------------------------------------------------------------------------------
@@ -99,40 +86,36 @@ def test_cross_entropy_rejects_out_of_range_labels():
 
 # -- distances and the in-batch losses -----------------------------------------------------------------------
 @CHECK
-@given(st.integers(0, 2**32 - 1), st.integers(2, 6))
-def test_pairwise_sqdist_gradcheck(seed, b):
-    x = seeded(seed, b, 3)
+@given(embeddings(batch=(2, 6), dim=3))
+def test_pairwise_sqdist_gradcheck(x):
     assert gradcheck(losses.pairwise_sqdist, Tensor(x, requires_grad=True))
     np.testing.assert_allclose(losses.pairwise_sqdist(Tensor(x)).data, numpy_ref.pairwise_sqdist(x))
 
 
 @CHECK
-@given(st.integers(0, 2**32 - 1), st.integers(4, 8), st.sampled_from([0.2, 1.0]))
-def test_batch_all_triplet_loss_gradcheck(seed, b, margin):
-    x, labels = batch(seed, b)
-    assume(away_from_kinks(x, labels, margin))
+@given(triplet_batches(loss="batch_all", margin=st.sampled_from([0.2, 1.0]), dim=3))
+def test_batch_all_triplet_loss_gradcheck(batch):
+    x, labels, margin = batch.embeddings, batch.labels, batch.margin
     loss, fraction = losses.batch_all_triplet_loss(Tensor(x), labels, margin)
     want = numpy_ref.batch_all_triplet(x, labels, margin)
     assert loss.item() == pytest.approx(want[0]) and fraction == pytest.approx(want[2]) and 0 <= fraction <= 1
-    assert gradcheck(lambda e: losses.batch_all_triplet_loss(e, labels, margin)[0], Tensor(x, requires_grad=True))
+    check_gradients(lambda e: losses.batch_all_triplet_loss(e, labels, margin)[0], x, batch=batch)
 
 
 @CHECK
-@given(st.integers(0, 2**32 - 1), st.integers(4, 8), st.sampled_from([0.2, 1.0, "soft"]))
-def test_batch_hard_triplet_loss_gradcheck(seed, b, margin):
-    x, labels = batch(seed, b)
-    assume(away_from_kinks(x, labels, 0.0 if margin == "soft" else margin))
-    assert gradcheck(lambda e: losses.batch_hard_triplet_loss(e, labels, margin), Tensor(x, requires_grad=True))
+@given(triplet_batches(loss="batch_hard", margin=st.sampled_from([0.2, 1.0, "soft"]), dim=3))
+def test_batch_hard_triplet_loss_gradcheck(batch):
+    check_gradients(lambda e: losses.batch_hard_triplet_loss(e, batch.labels, batch.margin), batch.embeddings,
+                    batch=batch)
 
 
 @CHECK
-@given(st.integers(0, 2**32 - 1), st.integers(4, 8), st.sampled_from(kernels.contract.FALLBACKS))
-def test_semihard_triplet_loss_gradcheck(seed, b, fallback):
-    x, labels = batch(seed, b)
-    assume(away_from_kinks(x, labels, 0.2))
+@given(triplet_batches(loss="semihard", fallback=st.sampled_from(kernels.contract.FALLBACKS), dim=3))
+def test_semihard_triplet_loss_gradcheck(batch):
+    x, labels, fallback = batch.embeddings, batch.labels, batch.fallback
     loss = losses.semihard_triplet_loss(Tensor(x), labels, 0.2, fallback)
     assert loss.item() == pytest.approx(numpy_ref.semihard_triplet(x, labels, 0.2, fallback)[0])
-    assert gradcheck(lambda e: losses.semihard_triplet_loss(e, labels, 0.2, fallback), Tensor(x, requires_grad=True))
+    check_gradients(lambda e: losses.semihard_triplet_loss(e, labels, 0.2, fallback), x, batch=batch)
 
 
 def test_soft_margin_is_softplus_of_the_hardest_gap():

@@ -11,31 +11,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyface import kernels, mining
+from tinyface.testing import exact_batches, references
 
 numpy_ref = kernels.numpy_ref
 SETTINGS = settings(deadline=None, max_examples=50)
 
 
 @st.composite
-def labelled_distances(draw, max_size=9):
+def labelled_distances(draw):
     """(d, labels): exact squared distances of small integer points, with ties, singletons, single identities."""
-    b = draw(st.integers(1, max_size))
-    x = np.array(draw(st.lists(st.integers(-2, 2), min_size=2 * b, max_size=2 * b)), float).reshape(b, 2)
-    labels = np.array(draw(st.lists(st.integers(0, draw(st.integers(0, 3))), min_size=b, max_size=b)))
-    return numpy_ref.pairwise_sqdist(x), labels
-
-
-def valid(labels):
-    b = len(labels)
-    return [(a, p, n) for a, p, n in itertools.product(range(b), repeat=3)
-            if a != p and labels[a] == labels[p] and labels[n] != labels[a]]
+    batch = draw(exact_batches(batch=(1, 9), dim=2))
+    return numpy_ref.pairwise_sqdist(batch.embeddings), batch.labels
 
 
 @SETTINGS
 @given(labelled_distances(), st.sampled_from([0.0, 1.0, 2.0]))
 def test_enumerating_selections_match_their_definitions(batch, margin):
     d, labels = batch
-    everything = valid(labels)
+    everything = references.all_triplets(labels)
     assert [tuple(t) for t in mining.all_triplets(labels)] == everything
     hard = [(a, p, n) for a, p, n in everything if d[a, n] < d[a, p]]
     assert [tuple(t) for t in mining.hard_triplets(d, labels)] == hard
@@ -50,13 +43,7 @@ def test_enumerating_selections_match_their_definitions(batch, margin):
 @given(labelled_distances())
 def test_batch_hard_triplets_take_the_farthest_positive_and_nearest_negative(batch):
     d, labels = batch
-    want = []
-    for a in range(len(labels)):
-        positives = [p for p in range(len(labels)) if p != a and labels[p] == labels[a]]
-        negatives = [n for n in range(len(labels)) if labels[n] != labels[a]]
-        if positives and negatives:
-            want.append((a, min(positives, key=lambda j: (-d[a, j], j)), min(negatives, key=lambda j: (d[a, j], j))))
-    assert [tuple(t) for t in mining.batch_hard_triplets(d, labels)] == want
+    assert [tuple(t) for t in mining.batch_hard_triplets(d, labels)] == references.batch_hard_triplets(d, labels)
 
 
 @SETTINGS
@@ -64,17 +51,14 @@ def test_batch_hard_triplets_take_the_farthest_positive_and_nearest_negative(bat
 def test_semihard_negative_triplets_follow_the_loss_selection(batch, fallback):
     d, labels = batch
     out = mining.semihard_negative_triplets(d, labels, fallback)
-    for a, p, n in out:
-        farther = [j for j in range(len(labels)) if labels[j] != labels[a] and d[a, j] > d[a, p]]
-        if farther:
-            assert d[a, n] == min(d[a, j] for j in farther) and d[a, n] > d[a, p]
+    assert [tuple(t) for t in out] == references.semihard_negative_triplets(d, labels, fallback)
     pairs, negatives = numpy_ref.semihard_negatives(d, labels, fallback)
     assert np.array_equal(out, np.column_stack([pairs, negatives]))
 
 
 def test_random_triplets_are_valid_uniform_and_reproducible():
     labels = np.array([0, 0, 1, 1, 1, 2])
-    everything = valid(labels)
+    everything = references.all_triplets(labels)
     out = mining.random_triplets(labels, 24000, np.random.default_rng(0))
     counts = Counter(map(tuple, out))
     assert set(counts) == set(everything)  # every draw valid, every valid triplet drawn

@@ -10,28 +10,9 @@ from hypothesis.extra import numpy as hnp
 
 from tinyface import Tensor, gradcheck, manual_seed, nn, no_grad, optim
 from tinyface.nn import functional as F
+from tinyface.testing import arrays, away_from_zero, distinct, images, leaf
 
 SETTINGS = settings(max_examples=25, deadline=None)
-
-
-def leaf(array):
-    return Tensor(np.asarray(array, dtype=np.float64), requires_grad=True)
-
-
-def floats(low=-2.0, high=2.0):
-    return st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False)
-
-
-def values(shape, low=-2.0, high=2.0):
-    return hnp.arrays(np.float64, shape, elements=floats(low, high))
-
-
-@st.composite
-def distinct(draw, shape, spacing=0.1):
-    """A permuted grid: every value differs, so a max-pool window never has a tie."""
-    size = int(np.prod(shape))
-    order = np.array(draw(st.permutations(range(size))), dtype=np.float64)
-    return ((order - size / 2) * spacing + 0.01).reshape(shape)
 
 
 # -- references by explicit loops -------------------------------------------------------------------------------
@@ -90,8 +71,8 @@ def pool_config(draw):
 @given(conv_config(), st.booleans(), st.data())
 def test_conv2d_against_loops_and_gradcheck(config, with_bias, data):
     x_shape, w_shape, stride, padding = config
-    x, w = data.draw(values(x_shape)), data.draw(values(w_shape))
-    b = data.draw(values((w_shape[0],))) if with_bias else None
+    x, w = data.draw(images(*x_shape)), data.draw(arrays(w_shape))
+    b = data.draw(arrays((w_shape[0],))) if with_bias else None
     out = F.conv2d(leaf(x), leaf(w), None if b is None else leaf(b), stride=stride, padding=padding)
     np.testing.assert_allclose(out.numpy(), conv2d_loops(x, w, b, stride, padding), rtol=1e-10, atol=1e-12)
     inputs = [leaf(x), leaf(w)] + ([] if b is None else [leaf(b)])
@@ -138,7 +119,7 @@ def test_conv2d_layer_uses_stride_padding_and_bias():
 @given(pool_config(), st.data())
 def test_max_pool2d_against_loops_and_gradcheck(config, data):
     shape, k, stride, padding = config
-    x = data.draw(distinct(shape))
+    x = data.draw(images(*shape, unique=True))
     out = F.max_pool2d(leaf(x), k, stride, padding)
     np.testing.assert_array_equal(out.numpy(), pool_loops(x, k, stride, padding, np.max, -np.inf))
     assert gradcheck(lambda t: F.max_pool2d(t, k, stride, padding), leaf(x))
@@ -148,7 +129,7 @@ def test_max_pool2d_against_loops_and_gradcheck(config, data):
 @given(pool_config(), st.data())
 def test_avg_pool2d_against_loops_and_gradcheck(config, data):
     shape, k, stride, padding = config
-    x = data.draw(values(shape))
+    x = data.draw(images(*shape))
     out = F.avg_pool2d(leaf(x), k, stride, padding)
     np.testing.assert_allclose(out.numpy(), pool_loops(x, k, stride, padding, np.mean, 0.0), rtol=1e-12, atol=1e-15)
     assert gradcheck(lambda t: F.avg_pool2d(t, k, stride, padding), leaf(x))
@@ -189,7 +170,7 @@ def test_pool_layers_and_global_average():
 @given(st.sampled_from([(5, 3), (4, 2, 3), (2, 3, 2, 2)]), st.data())
 def test_batch_norm_training_formula_and_gradcheck(shape, data):
     x = data.draw(distinct(shape, spacing=0.37))
-    weight, bias = data.draw(values((shape[1],), 0.5, 2.0)), data.draw(values((shape[1],)))
+    weight, bias = data.draw(arrays((shape[1],), 0.5, 2.0)), data.draw(arrays((shape[1],)))
     axes = (0,) + tuple(range(2, len(shape)))
     c = (1, -1) + (1,) * (len(shape) - 2)
     expected = (x - x.mean(axis=axes).reshape(c)) / np.sqrt(x.var(axis=axes).reshape(c) + 1e-5)
@@ -203,9 +184,9 @@ def test_batch_norm_training_formula_and_gradcheck(shape, data):
 @SETTINGS
 @given(st.sampled_from([(5, 3), (2, 3, 2, 2)]), st.data())
 def test_batch_norm_eval_formula_and_gradcheck(shape, data):
-    x = data.draw(values(shape))
-    mean, var = data.draw(values((shape[1],))), data.draw(values((shape[1],), 0.2, 3.0))
-    weight, bias = data.draw(values((shape[1],))), data.draw(values((shape[1],)))
+    x = data.draw(arrays(shape))
+    mean, var = data.draw(arrays((shape[1],))), data.draw(arrays((shape[1],), 0.2, 3.0))
+    weight, bias = data.draw(arrays((shape[1],))), data.draw(arrays((shape[1],)))
     c = (1, -1) + (1,) * (len(shape) - 2)
     expected = (x - mean.reshape(c)) / np.sqrt(var.reshape(c) + 1e-5) * weight.reshape(c) + bias.reshape(c)
     out = F.batch_norm(leaf(x), mean, var, leaf(weight), leaf(bias), training=False)
@@ -253,9 +234,9 @@ def test_batch_norm_errors():
 @SETTINGS
 @given(hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), st.integers(1, 3), st.booleans(), st.data())
 def test_linear_formula_and_gradcheck(shape, out_features, with_bias, data):
-    x = data.draw(values(shape))
-    w = data.draw(values((out_features, shape[-1])))
-    b = data.draw(values((out_features,))) if with_bias else None
+    x = data.draw(arrays(shape))
+    w = data.draw(arrays((out_features, shape[-1])))
+    b = data.draw(arrays((out_features,))) if with_bias else None
     out = F.linear(leaf(x), leaf(w), None if b is None else leaf(b))
     np.testing.assert_allclose(out.numpy(), x @ w.T + (0 if b is None else b), rtol=1e-12, atol=1e-12)
     inputs = [leaf(x), leaf(w)] + ([] if b is None else [leaf(b)])
@@ -275,8 +256,7 @@ def test_linear_layer():
 @SETTINGS
 @given(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), st.data())
 def test_relu_layer(shape, data):
-    signed = st.tuples(floats(0.1, 2), st.booleans()).map(lambda t: t[0] if t[1] else -t[0])
-    x = data.draw(hnp.arrays(np.float64, shape, elements=signed))
+    x = data.draw(away_from_zero(shape))
     np.testing.assert_array_equal(nn.ReLU()(leaf(x)).numpy(), np.maximum(x, 0))
     assert gradcheck(lambda t: nn.ReLU()(t), leaf(x))
 
@@ -284,8 +264,7 @@ def test_relu_layer(shape, data):
 @SETTINGS
 @given(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), st.data())
 def test_normalize_formula_and_gradcheck(shape, data):
-    signed = st.tuples(floats(0.1, 2), st.booleans()).map(lambda t: t[0] if t[1] else -t[0])
-    x = data.draw(hnp.arrays(np.float64, shape, elements=signed))  # every norm >= 0.1
+    x = data.draw(away_from_zero(shape))  # every norm >= 0.1
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
     out = F.normalize(leaf(x), dim=dim)
     np.testing.assert_allclose(out.numpy(), x / np.linalg.norm(x, axis=dim, keepdims=True), rtol=1e-12)

@@ -26,17 +26,17 @@ eps on one element moves d_ij by about 2 eps |x_i - x_j|: a batch whose kinks ar
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
-from tinyface.kernels.contract import FALLBACK_EASIEST, FALLBACK_HARDEST, fallback_code
+from tinyface.kernels.contract import FALLBACK_EASIEST, FALLBACK_HARDEST, Fallback, fallback_code
 from tinyface.kernels.numpy_ref import label_masks, pairwise_sqdist
 
-__all__ = ["LOSSES", "Kink", "LossName", "nearest_kink"]
+__all__ = ["LOSSES", "Kink", "LossName", "identical_rows", "nearest_kink"]
 
 LossName = Literal["all", "batch_all", "batch_hard", "semihard"]
-LOSSES: tuple[str, ...] = ("all", "batch_all", "batch_hard", "semihard")
+LOSSES: tuple[str, ...] = get_args(LossName)
 
 
 class Kink(NamedTuple):
@@ -50,7 +50,7 @@ NO_KINK = Kink(float("inf"), "no kink: nothing in the batch can switch")
 
 
 def nearest_kink(
-    x: Any, labels: Any, margin: float | str = 0.2, loss: LossName = "all", fallback: str = "easiest"
+    x: Any, labels: Any, margin: float | str = 0.2, loss: LossName = "all", fallback: Fallback = "easiest"
 ) -> Kink:
     """The kink of `loss` nearest to the batch (x (B, D), labels (B,)): its distance and a description naming
     the rows involved. margin="soft" is batch-hard's soft margin (no hinge kink). See the module docstring."""
@@ -64,7 +64,7 @@ def nearest_kink(
     x = np.asarray(x, dtype=np.float64)
     d = pairwise_sqdist(x)
     positive, negative = label_masks(np.asarray(labels))
-    kinks = [_identical(d)]
+    kinks = [_closest(d)]
     for a in range(len(x)):
         pos, neg = np.flatnonzero(positive[a]), np.flatnonzero(negative[a])
         if loss in ("all", "batch_all"):
@@ -119,8 +119,12 @@ def _semihard(d: np.ndarray, a: int, p: int, neg: np.ndarray, margin: float, cod
     return min(tie, _hinge(d, a, p, int(n), margin), key=lambda kink: kink.distance)
 
 
-def _identical(d: np.ndarray) -> Kink:
-    """The two rows nearest to each other."""
+def identical_rows(x: Any) -> Kink:
+    """The two rows of x (B, D) nearest to each other: sqrt(d) has a kink where they meet, and every choice ties."""
+    return _closest(pairwise_sqdist(np.asarray(x, dtype=np.float64)))
+
+
+def _closest(d: np.ndarray) -> Kink:
     if len(d) < 2:
         return NO_KINK
     off_diagonal = d + np.diag(np.full(len(d), np.inf))
