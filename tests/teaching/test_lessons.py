@@ -101,6 +101,7 @@ def test_committed_notebook_is_stripped_and_has_exercises(path):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs(path, fast_mode):
     notebook, solved, seconds = execute(path)
