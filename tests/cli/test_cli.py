@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run
 from PIL import Image
 
 import tinyface
@@ -31,11 +32,6 @@ def write_people(root: Path, people: int, images: int, size: int = 24, seed: int
             file = f"{name}_{n:04d}{suffix}" if numbered else f"{n}{suffix}"
             Image.fromarray((pixels * 255).astype(np.uint8)).save(root / name / file)
     return names
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYFACE_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture
@@ -64,12 +60,6 @@ def lfw(tmp_path, cache):
     (root / "peopleDevTrain.txt").write_text("28\n" + "".join(f"{n}\t4\n" for n in names[:28]))
     (root / "pairsDevTest.txt").write_text("10\n" + pairs(names[28:]))
     return root
-
-
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_version_of_the_installed_command():

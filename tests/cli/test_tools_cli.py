@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import fails, run
 from PIL import Image
 
-from tinyface.cli import main
 from tinyface.face.embedder import load_embeddings
 from tinyface.face.gallery import Gallery
 from tinyface.training.runs import train_run
@@ -44,24 +44,6 @@ def run_dir(tmp_path_factory, faces):
         out = tmp_path_factory.mktemp("run")
         train_run(split, config, out, progress=False, figures=False, log=lambda *_: None)
     return out
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYFACE_CACHE", str(tmp_path / "cache"))
-
-
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def fails(argv, capsys, message):
-    code, out, err = run(argv, capsys)
-    assert code == 2, out
-    assert err.startswith("tinyface: error:") and message in err and "Traceback" not in err, err
-    return err
 
 
 def test_compare_prints_distances_verdicts_and_confidence(run_dir, faces, capsys):

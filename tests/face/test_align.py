@@ -177,14 +177,10 @@ def test_align_face_puts_the_landmarks_on_the_template():
 
 
 @pytest.mark.real_data
-def test_align_face_on_a_real_lfw_image(tmp_path):
-    from pathlib import Path
-
+def test_align_face_on_a_real_lfw_image(tmp_path, data_dir):
     from PIL import Image
 
-    path = Path("/work/shared/data/lfw/lfw-deepfunneled/AJ_Cook/AJ_Cook_0001.jpg")
-    if not path.exists():
-        pytest.skip("LFW images are not available")
+    path = data_dir / "lfw" / "lfw-deepfunneled" / "AJ_Cook" / "AJ_Cook_0001.jpg"
     image = np.asarray(Image.open(path).convert("RGB"))
     # deep-funneled LFW faces sit near the template scaled by ~1.1 about the 250x250 centre
     landmarks = (CANONICAL_5_POINTS - 56) * 1.1 + 125

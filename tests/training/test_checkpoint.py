@@ -122,3 +122,13 @@ def test_an_exported_checkpoint_holds_the_model_and_no_path_or_optimizer(tmp_pat
     assert exported.meta["exported_from"]["step"] == 5 and exported.tau == 0.7
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(exported.model_state[name], value)
+
+
+def test_a_float16_export_is_half_the_size_and_embeds_almost_the_same(tmp_path):
+    model = tiny_model()
+    save_checkpoint(tmp_path / "run", meta_for(model, 5), model.state_dict())
+    ck.export_checkpoint(tmp_path / "run", tmp_path / "half", float16=True)
+    full, half = load_checkpoint(tmp_path / "run"), load_checkpoint(tmp_path / "half")
+    assert all(v.dtype == np.float16 for k, v in half.model_state.items() if full.model_state[k].dtype == np.float32)
+    x = tf.Tensor(np.random.default_rng(1).standard_normal((3, 1, 16, 16)).astype(np.float32))
+    np.testing.assert_allclose(half.build_model()(x).numpy(), full.build_model()(x).numpy(), atol=2e-2)

@@ -35,9 +35,9 @@ from tinyface.training.train import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 # and image folders' is the best row of benchmarks/recipes.py at equal wall-clock (see benchmarks/README.md).
 RECIPES: dict[str, dict[str, Any]] = {
     "olivetti": {"model": "reference", "people_per_batch": 10, "images_per_person": 10, "lr_schedule": "constant",
-                 "steps_per_epoch": 30, "grayscale": True},
-    "lfw": {"model": "reference", "people_per_batch": 32, "images_per_person": 4, "lr_schedule": "cosine",
-            "steps_per_epoch": 250, "grayscale": True, "minutes": 15.0},
+                 "steps_per_epoch": 30, "image_size": 64},
+    "lfw": {"model": "lfw", "people_per_batch": 32, "images_per_person": 4, "lr_schedule": "cosine",
+            "steps_per_epoch": 250, "image_size": 48, "minutes": 15.0},
 }
 
 
@@ -87,10 +87,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--lr-schedule", choices=SCHEDULES, help="default constant for Olivetti, cosine otherwise")
-    p.add_argument("--model", choices=("reference", "lfw"), default="reference",
-                   help="architecture: reference (4 blocks, 257k parameters, default) or lfw (5 wider blocks)")
+    p.add_argument("--model", choices=("reference", "lfw"),
+                   help="architecture: reference (4 blocks, 257k parameters; Olivetti's default) or lfw (5 wider "
+                        "blocks, 1.0M parameters; the default otherwise)")
     p.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim)
-    p.add_argument("--image-size", type=int, default=defaults.image_size)
+    p.add_argument("--image-size", type=int, help="side of the square input in pixels (default 64 for Olivetti, "
+                                                  "48 otherwise)")
     colour = p.add_mutually_exclusive_group()
     colour.add_argument("--grayscale", action="store_true", help="images in grey (the default)")
     colour.add_argument("--rgb", action="store_true", help="LFW / folder images in colour")
@@ -143,7 +145,7 @@ def _train(args: argparse.Namespace) -> int:
         images_per_person=given("images_per_person"), steps=_steps(args), minutes=args.minutes,
         steps_per_epoch=given("steps_per_epoch"), init=args.init,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, lr_schedule=given("lr_schedule"),
-        model=args.model, embedding_dim=args.embedding_dim, image_size=args.image_size,
+        model=given("model"), embedding_dim=args.embedding_dim, image_size=given("image_size"),
         augment=not args.no_augment, seed=args.seed,
     )
     validation = args.validation_people
@@ -151,7 +153,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"--validation-people must be a count >= 0 or a fraction < 1, got {validation}")
     if validation is not None and (validation >= 1 or validation == 0):
         validation = int(validation)
-    options = {"validation_people": validation, "image_size": args.image_size, "seed": args.seed,
+    options = {"validation_people": validation, "image_size": config.image_size, "seed": args.seed,
                "grayscale": not args.rgb, "face_crop": args.face_crop}
     if args.dataset == "lfw-view2":
         summary = train_view2(config, args.data, out, resume=args.resume, progress=progress,
@@ -271,6 +273,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
                             "path of this machine; it works wherever a RUN is asked for, but cannot be resumed.")
     p.add_argument("run", metavar="RUN", help="a run folder written by `tinyface train`")
     p.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
+    p.add_argument("--float16", action="store_true", help="store the weights in half precision (half the size)")
     p.set_defaults(handler=_export)
 
 
@@ -278,7 +281,7 @@ def _export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} exists and is not an empty folder; choose a new one")
-    export_checkpoint(args.run, out)
+    export_checkpoint(args.run, out, float16=args.float16)
     size = sum(f.stat().st_size for f in out.iterdir())
     print(f"wrote the model of {args.run} to {out} ({size / 1e6:.2f} MB)")
     return 0

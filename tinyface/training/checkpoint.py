@@ -75,8 +75,10 @@ def save_checkpoint(
     head_state: dict[str, np.ndarray] | None = None,
     step_losses: np.ndarray | None = None,
     tau_pairs: dict[str, np.ndarray] | None = None,
+    compressed: bool = False,
 ) -> Path:
-    """Write a checkpoint into `folder` atomically; `meta` must be JSON-able and hold "step". Returns run.json."""
+    """Write a checkpoint into `folder` atomically; `meta` must be JSON-able and hold "step". Returns run.json.
+    compressed: deflate the .npz (smaller, slower to write; for exported models)."""
     folder = Path(folder)
     arrays = {f"model/{k}": np.asarray(v) for k, v in model_state.items()}
     arrays.update({f"optimizer/{k}": np.asarray(v) for k, v in (optimizer_state or {}).items()})
@@ -84,7 +86,7 @@ def save_checkpoint(
     arrays["log/step_loss"] = np.asarray([] if step_losses is None else step_losses, dtype=np.float64)
     arrays.update({f"tau/{k}": np.asarray(v) for k, v in (tau_pairs or {}).items()})
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
     data = buffer.getvalue()
 
     weights = f"checkpoint-{int(meta['step']):07d}.npz"
@@ -154,18 +156,22 @@ def _read_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def export_checkpoint(run: str | Path, out: str | Path) -> Path:
+def export_checkpoint(run: str | Path, out: str | Path, float16: bool = False) -> Path:
     """Write the model of a run folder into `out` as a weights-only checkpoint to hand to others: no optimiser
     state, RNG state or loss log (a third of the size; it cannot be resumed), and no path of this machine (the
     data folder is dropped from the record of the split); the run's metrics.json is copied beside it. It loads
-    with load_checkpoint like any run."""
+    with load_checkpoint like any run. float16: store the weights in half precision (half the size; the model
+    computes in float32 as before, with weights rounded to 11 significant bits)."""
     checkpoint = load_checkpoint(run)
     meta = {k: v for k, v in checkpoint.meta.items() if k not in ("format", "weights", "sha256", "rng")}
     if isinstance(meta.get("task"), dict):
         meta["task"] = {**meta["task"], "data": None}
-    meta["exported_from"] = {"step": checkpoint.meta["step"], "sha256": checkpoint.meta["sha256"]}
-    record = save_checkpoint(out, meta, checkpoint.model_state, head_state=checkpoint.head_state or None,
-                             tau_pairs=checkpoint.tau_pairs)
+    meta["exported_from"] = {"step": checkpoint.meta["step"], "sha256": checkpoint.meta["sha256"],
+                             "float16": float16}
+    state = {k: v.astype(np.float16) if float16 and v.dtype == np.float32 else v
+             for k, v in checkpoint.model_state.items()}
+    record = save_checkpoint(out, meta, state, head_state=checkpoint.head_state or None,
+                             tau_pairs=checkpoint.tau_pairs, compressed=True)
     metrics = Path(run) / "metrics.json"  # what the run measured on its test pairs travels with it
     if metrics.is_file():
         atomic_write(Path(out) / metrics.name, lambda file: file.write(metrics.read_bytes()))
