@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from tinyface.data import load_olivetti
-from tinyface.files import atomic_write
+from tinyface.files import atomic_write, check_output
 from tinyface.teaching.collapse import CollapseConfig, collapse_summary, plot_collapse, run_collapse
 
 
@@ -24,11 +24,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     dc.add_argument("--out", metavar="DIR", default="runs/demo-collapse")
     dc.add_argument("--data", metavar="PATH", help="folder holding olivettifaces.mat")
     dc.add_argument("--fast", action="store_true", help="3 epochs of 8 steps (for tests and a quick look)")
+    dc.add_argument("--force", action="store_true", help="replace collapse.png and collapse.json if --out holds them")
     dc.set_defaults(handler=_collapse)
 
 
 def _collapse(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    for name in ("collapse.png", "collapse.json"):
+        check_output(out / name, args.force)
     config = CollapseConfig(epochs=3, steps_per_epoch=8) if args.fast else CollapseConfig()
     faces = load_olivetti(args.data)
     train, held_out = faces.people(range(30)), faces.people(range(30, 40))

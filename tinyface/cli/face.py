@@ -28,6 +28,7 @@ from tinyface.face.classify import KNearestNeighbours, NearestCentroid, SoftmaxC
 from tinyface.face.compare import compare
 from tinyface.face.embedder import Embedder, list_images, save_embeddings
 from tinyface.face.gallery import UNKNOWN, Gallery
+from tinyface.files import check_output
 from tinyface.pretrained import pretrained_run
 from tinyface.training.figures import plot_clusters, plot_projection
 
@@ -42,6 +43,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flip", action="store_true",
                    help="test-time flipping: each image and its mirror embedded, summed and renormalised (the "
                         "run's tau for flipped embeddings is used)")
+
+
+def _add_force_option(p: argparse.ArgumentParser) -> None:
+    """--force: the flag of every command that would otherwise refuse to replace an existing output."""
+    p.add_argument("--force", action="store_true", help="replace output files that already exist")
 
 
 def _embedder(args: argparse.Namespace) -> Embedder:
@@ -143,21 +149,30 @@ def _add_enroll(commands: argparse._SubParsersAction) -> None:
     p.add_argument("items", metavar="[RUN] GALLERY_DIR", nargs="+",
                    help=f"a folder with one sub-folder of images per person, after RUN: {RUN_HELP}")
     p.add_argument("-o", "--out", metavar="GALLERY", required=True, help="the gallery file to write (.npz)")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--append", action="store_true", help="add the faces to the existing gallery GALLERY")
+    existing.add_argument("--force", action="store_true", help="replace an existing gallery GALLERY")
     _add_model_options(p)
     p.set_defaults(handler=_enroll)
 
 
 def _enroll(args: argparse.Namespace) -> int:
     _run_then(args, ("folder",))
+    out = check_output(args.out, force=args.force or args.append)
     embedder = _embedder(args)
+    gallery = Gallery(meta=embedder.signature)
+    if args.append and out.exists():
+        gallery = Gallery.load(out)
+        embedder.check_signature(gallery.meta, f"gallery {out}")
     faces = list_images(args.folder)
     if not faces.labelled:
         raise ValueError(f"{args.folder} holds images outside person folders; enroll needs the layout "
                          "GALLERY_DIR/<person>/<image>")
     _, embeddings = embedder.embed_files(faces.paths)
-    gallery = Gallery(meta=embedder.signature).enroll(embeddings, faces.label_names(), faces.paths)
-    gallery.save(args.out)
-    print(f"enrolled {len(gallery.names)} people ({len(gallery)} faces) into {args.out}")
+    gallery = gallery.enroll(embeddings, faces.label_names(), faces.paths)
+    gallery.save(out)
+    print(f"enrolled {len(faces.names)} people ({len(faces)} faces) into {out}" +
+          (f", which now holds {len(gallery.names)} people ({len(gallery)} faces)" if args.append else ""))
     return 0
 
 
@@ -210,6 +225,7 @@ def _add_cluster(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--eps", type=float, help="link distance (default: the run's tau)")
     p.add_argument("--min-samples", type=int, default=2, help="DBSCAN: neighbours (itself included) of a core face")
     p.add_argument("--figure", metavar="PNG", help="write the gallery of each cluster as a figure")
+    _add_force_option(p)
     p.add_argument("--json", action="store_true")
     _add_model_options(p)
     p.set_defaults(handler=_cluster)
@@ -217,6 +233,8 @@ def _add_cluster(commands: argparse._SubParsersAction) -> None:
 
 def _cluster(args: argparse.Namespace) -> int:
     _run_then(args, ("folder",))
+    if args.figure:
+        check_output(args.figure, args.force)
     embedder = _embedder(args)
     faces = list_images(args.folder)
     images, embeddings = embedder.embed_files(faces.paths)
@@ -302,11 +320,15 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", metavar="NPZ", required=True)
     _add_model_options(p)
     p.add_argument("--figure", metavar="PNG", help="also write the 2-D projection of the embeddings by person")
+    _add_force_option(p)
     p.set_defaults(handler=_embed)
 
 
 def _embed(args: argparse.Namespace) -> int:
     _run_then(args, ("folder",))
+    for output in (args.out, args.figure):
+        if output:
+            check_output(output, args.force)
     embedder = _embedder(args)
     faces = list_images(args.folder)
     _, embeddings = embedder.embed_files(faces.paths)
@@ -338,29 +360,48 @@ def _add_align(commands: argparse._SubParsersAction) -> None:
 def _align(args: argparse.Namespace) -> int:
     if args.size < 8:
         raise ValueError(f"--size must be at least 8 pixels, got {args.size}")
-    crops: dict[str, np.ndarray] = {}
     if args.detect:
         if importlib.util.find_spec("cv2") is None:
             raise ValueError("--detect needs OpenCV, which is not installed: pip install opencv-python-headless "
                              "(or give a CSV of landmarks instead)")
-        faces = list_images(args.source)
-        for path in faces.paths:
-            try:
-                face = crop_largest_face(read_photo(path), margin=args.margin)
-            except NoFaceError:
-                raise NoFaceError(f"no face found in {path}; crop it by hand, or give landmarks instead") from None
-            resized = resize(_as_batch(face), args.size)[0]
-            crops[_output_name(path, Path(args.source))] = _from_batch(resized)
+        paths = list_images(args.source).paths
+        names = _output_names(paths, Path(args.source))
+        crops = {name: _detected_face(path, args.size, args.margin) for name, path in zip(names, paths, strict=True)}
     else:
         source = Path(args.source)
         if source.is_dir():
             raise ValueError(f"{source} is a folder: give a CSV of landmarks, or pass --detect to find faces")
-        for name, points in read_landmarks_csv(source).items():
-            path = Path(name) if Path(name).is_absolute() else source.parent / name
-            crops[_output_name(path, source.parent)] = align_face(read_photo(path), points, args.size)
+        rows = read_landmarks_csv(source)
+        paths = [Path(name) if Path(name).is_absolute() else source.parent / name for name in rows]
+        names = _output_names(paths, source.parent)
+        crops = {name: align_face(read_photo(path), points, args.size)
+                 for name, path, points in zip(names, paths, rows.values(), strict=True)}
     write_image_folder(crops, args.out)
     print(f"wrote {len(crops)} aligned {args.size}x{args.size} face(s) to {args.out}")
     return 0
+
+
+def _detected_face(path: Path, size: int, margin: float) -> np.ndarray:
+    """The largest face OpenCV finds in the photo, its box grown by `margin`, resized to size x size."""
+    try:
+        face = crop_largest_face(read_photo(path), margin=margin)
+    except NoFaceError:
+        raise NoFaceError(f"no face found in {path}; crop it by hand, or give landmarks instead") from None
+    return _from_batch(resize(_as_batch(face), size)[0])
+
+
+def _output_names(paths: list[Path], root: Path) -> list[str]:
+    """The output name of each input (_output_name); refused, naming the inputs, when two inputs would share one."""
+    names = [_output_name(path, root) for path in paths]
+    inputs: dict[str, list[str]] = {}
+    for name, path in zip(names, paths, strict=True):
+        inputs.setdefault(name, []).append(str(path))
+    collisions = {name: sources for name, sources in inputs.items() if len(sources) > 1}
+    if collisions:
+        listed = "; ".join(f"{' and '.join(sources)} -> {name}" for name, sources in list(collisions.items())[:5])
+        raise ValueError(f"{len(collisions)} output names collide ({listed}): every crop is written as "
+                         f"<path under {root}>.png, so rename those inputs (or move them under {root})")
+    return names
 
 
 def _output_name(path: Path, root: Path) -> str:

@@ -3,7 +3,7 @@
     tinyface train [--dataset olivetti | lfw-view1 | lfw-view2 | folder] [--data PATH] [--seed N] [--out DIR] ...
     tinyface validate RUN [--dataset ...] [--data PATH] [--json] [--figures DIR]
     tinyface compare RUN IMAGE IMAGE [IMAGE ...] [--json]
-    tinyface enroll RUN GALLERY_DIR -o gallery.npz
+    tinyface enroll RUN GALLERY_DIR -o gallery.npz [--append | --force]
     tinyface identify RUN gallery.npz IMAGE [IMAGE ...] [--by nearest|mean] [--json]
     tinyface cluster RUN DIR [--method chinese-whispers|dbscan] [--figure PNG] [--json]
     tinyface classify RUN --train DIR --test DIR [--k 5] [--json]

@@ -15,8 +15,10 @@ import numpy as np
 
 from tinyface.eval import pair_distances
 from tinyface.face.embedder import Embedder
+from tinyface.files import check_output
 from tinyface.training.checkpoint import export_checkpoint, has_checkpoint, load_checkpoint
 from tinyface.training.figures import plot_hardest_pairs, plot_projection
+from tinyface.training.lock import LOCK_FILE, run_lock
 from tinyface.training.runs import (
     fold_folders,
     format_open_set,
@@ -59,12 +61,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train a face model and measure it on held-out people",
                             description="Train on the training people, write a run folder (checkpoint, "
                             "metrics.json, figures), and print the metrics on the held-out people.")
-    p.add_argument("--dataset", choices=DATASETS, default="olivetti",
+    p.add_argument("--dataset", choices=DATASETS,
                    help="olivetti: people 0-29 train, 30-39 test (default); lfw-view1: View 1's training people; "
                         "lfw-view2: ten trainings, LFW's protocol; folder: a person/image folder (--data)")
     p.add_argument("--data", metavar="PATH", help="folder holding olivettifaces.mat, the LFW folder, or an image "
                                                   "folder in the person/image layout")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="seed of the initialisation, the batches and the split (default 0)")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<dataset>-seed<N>)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out, exactly")
     p.add_argument("--steps", type=int,
@@ -78,19 +80,19 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--steps-per-epoch", type=int,
                    help="a log line, a validation and a checkpoint every this many steps (default 30 for Olivetti, "
                         "250 otherwise)")
-    p.add_argument("--loss", choices=LOSSES, default=defaults.loss)
+    p.add_argument("--loss", choices=LOSSES, help=f"default {defaults.loss}")
     p.add_argument("--margin", type=_margin, help="alpha (default 0.2; 1.0 for contrastive); 'soft' for "
                                                  "batch-hard's soft margin log(1 + exp(d_ap - d_an))")
     p.add_argument("--people-per-batch", "-P", type=int, help="people per batch (default 10 for Olivetti, else 32)")
     p.add_argument("--images-per-person", "-K", type=int, help="images per person (default 10 for Olivetti, else 4)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {defaults.optimizer}")
+    p.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr:g})")
+    p.add_argument("--weight-decay", type=float, help=f"default {defaults.weight_decay:g}")
     p.add_argument("--lr-schedule", choices=SCHEDULES, help="default constant for Olivetti, cosine otherwise")
     p.add_argument("--model", choices=("reference", "lfw"),
                    help="architecture: reference (4 blocks, 257k parameters; Olivetti's default) or lfw (5 wider "
                         "blocks, 1.0M parameters; the default otherwise)")
-    p.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim)
+    p.add_argument("--embedding-dim", type=int, help=f"default {defaults.embedding_dim}")
     p.add_argument("--image-size", type=int, help="side of the square input in pixels (default 64 for Olivetti, "
                                                   "48 otherwise)")
     colour = p.add_mutually_exclusive_group()
@@ -109,19 +111,38 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_train)
 
 
+# The flags that set up a run (TrainConfig fields of the same name): a resumed run keeps the saved ones.
+FIXED_ON_RESUME = ("loss", "margin", "people_per_batch", "images_per_person", "optimizer", "lr", "weight_decay",
+                   "lr_schedule", "model", "embedding_dim", "image_size", "steps_per_epoch", "init", "seed")
+
+
 def _train(args: argparse.Namespace) -> int:
-    out = Path(args.out or f"runs/{args.dataset}-seed{args.seed}")
+    """Train into the run folder --out, holding its lock (one training at a time) from the checks to the end."""
+    if args.out == "":
+        raise ValueError("--out is empty: give the run folder's path (without --out: runs/<dataset>-seed<N>)")
+    out = Path(args.out or f"runs/{args.dataset or 'olivetti'}-seed{args.seed or 0}")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder")
+    with run_lock(out):
+        return _train_into(args, out)
+
+
+def _train_into(args: argparse.Namespace, out: Path) -> int:
     progress = not args.no_progress
     if args.resume:
         if not has_checkpoint(out) and not fold_folders(out):
             raise FileNotFoundError(f"nothing to resume: {out} has no checkpoint")
     elif has_checkpoint(out) or fold_folders(out):
         raise ValueError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    elif any(p.name != LOCK_FILE for p in out.iterdir()):
+        raise ValueError(f"{out} holds other files and is not a tinyface run; training writes metrics.json and "
+                         "figures into --out, so give a new or empty folder")
 
     if args.resume and fold_folders(out) and args.dataset != "lfw-view2":
         raise ValueError(f"{out} holds an LFW View 2 run (fold-* folders): resume it with --dataset lfw-view2")
     if args.resume and has_checkpoint(out):  # the saved run decides everything; --steps may only lengthen it
         meta = load_checkpoint(out).meta
+        _check_unchanged(args, TrainConfig.from_dict(meta["config"]), meta["task"].get("dataset"), out)
         config = TrainConfig.from_dict({**meta["config"], "steps": max(args.steps or 0, meta["config"]["steps"])})
         if args.minutes is not None and args.minutes != config.minutes:
             raise ValueError(f"cannot resume {out} with --minutes {args.minutes:g}: it was set up for "
@@ -131,29 +152,25 @@ def _train(args: argparse.Namespace) -> int:
         print(format_table(report))
         return 0
 
+    args.dataset = args.dataset or "olivetti"
     if args.rgb and args.dataset == "olivetti":
         raise ValueError("the Olivetti faces are grey; --rgb is for LFW and image folders")
-    chosen = recipe(args.dataset)
+    chosen, defaults = recipe(args.dataset), TrainConfig()
 
     def given(name: str) -> Any:
+        """The flag's value if given, else the dataset's recipe, else TrainConfig's default."""
         value = getattr(args, name)
-        return chosen.get(name) if value is None else value
+        return chosen.get(name, getattr(defaults, name)) if value is None else value
 
     args.minutes = None if args.steps is not None and args.minutes is None else given("minutes")
-    config = TrainConfig(
-        loss=args.loss, margin=args.margin, people_per_batch=given("people_per_batch"),
-        images_per_person=given("images_per_person"), steps=_steps(args), minutes=args.minutes,
-        steps_per_epoch=given("steps_per_epoch"), init=args.init,
-        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, lr_schedule=given("lr_schedule"),
-        model=given("model"), embedding_dim=args.embedding_dim, image_size=given("image_size"),
-        augment=not args.no_augment, seed=args.seed,
-    )
+    config = TrainConfig(**{name: given(name) for name in FIXED_ON_RESUME}, steps=_steps(args), minutes=args.minutes,
+                         augment=not args.no_augment)
     validation = args.validation_people
     if validation is not None and not 0 <= validation < float("inf"):
         raise ValueError(f"--validation-people must be a count >= 0 or a fraction < 1, got {validation}")
     if validation is not None and (validation >= 1 or validation == 0):
         validation = int(validation)
-    options = {"validation_people": validation, "image_size": config.image_size, "seed": args.seed,
+    options = {"validation_people": validation, "image_size": config.image_size, "seed": config.seed,
                "grayscale": not args.rgb, "face_crop": args.face_crop}
     if args.dataset == "lfw-view2":
         summary = train_view2(config, args.data, out, resume=args.resume, progress=progress,
@@ -169,6 +186,19 @@ def _train(args: argparse.Namespace) -> int:
     report = train_run(split, config, out, resume=False, progress=progress, figures=not args.no_figures)
     print(format_table(report))
     return 0
+
+
+def _check_unchanged(args: argparse.Namespace, saved: TrainConfig, dataset: str | None, out: Path) -> None:
+    """Refuse the flags given to `train --resume` that differ from the saved run's: they cannot change on resume
+    (--steps may only lengthen the run)."""
+    old = {**{name: getattr(saved, name) for name in FIXED_ON_RESUME}, "margin": saved.alpha, "dataset": dataset}
+    changed = [f"--{name.replace('_', '-')} {getattr(args, name)} (the run has {value})" for name, value in old.items()
+               if getattr(args, name) is not None and getattr(args, name) != value]
+    if args.steps is not None and args.steps < saved.steps:
+        changed.append(f"--steps {args.steps} (the run has {saved.steps}; a resumed run can only be lengthened)")
+    if changed:
+        raise ValueError(f"cannot resume {out} with {', '.join(changed)}: a resumed run continues as it was set up; "
+                         "drop these flags, or train a new run into another --out")
 
 
 def _margin(value: str) -> float | str:
@@ -200,11 +230,15 @@ def _add_validate(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--figures", metavar="DIR", help="also write projection.png (the test embeddings, coloured by "
                                                     "person) and hardest-pairs.png (the worst false accepts and "
                                                     "false rejects) into DIR")
+    p.add_argument("--force", action="store_true", help="replace the figures if DIR already holds them")
     p.set_defaults(handler=_validate)
 
 
 def _validate(args: argparse.Namespace) -> int:
     run = Path(args.run)
+    if args.figures:
+        for name in VALIDATION_FIGURES:
+            check_output(Path(args.figures) / name, args.force)
     folds = fold_folders(run)
     split = None
     if folds and not has_checkpoint(run):  # LFW View 2: ten run folders
@@ -248,17 +282,20 @@ def _validate(args: argparse.Namespace) -> int:
     else:
         print(format_table(report) + format_open_set(report.get("open_set")))
     if args.figures:
-        print(f"figures: {Path(args.figures) / 'projection.png'}, {Path(args.figures) / 'hardest-pairs.png'}")
+        print("figures: " + ", ".join(str(Path(args.figures) / name) for name in VALIDATION_FIGURES))
     return 0
 
 
+VALIDATION_FIGURES = ("projection.png", "hardest-pairs.png")
+
+
 def _validation_figures(folder: Path, embeddings: np.ndarray, split: Any, tau: float) -> None:
-    plot_projection(embeddings, split.test.labels, split.test.names, folder / "projection.png",
+    plot_projection(embeddings, split.test.labels, split.test.names, folder / VALIDATION_FIGURES[0],
                     title=f"{split.dataset} test people")
     test = np.ones(len(split.pairs.same), bool) if split.fold is None else split.pairs.folds == split.fold
     i, j, same = split.pairs.i[test], split.pairs.j[test], split.pairs.same[test]
     plot_hardest_pairs(split.test.images, pair_distances(embeddings, i, j), same, i, j, tau,
-                       folder / "hardest-pairs.png")
+                       folder / VALIDATION_FIGURES[1])
 
 
 def _data(args: argparse.Namespace) -> dict[str, str]:

@@ -189,7 +189,7 @@ def save_embeddings(path: str | Path, embeddings: np.ndarray, faces: FaceFiles, 
     arrays = {"embeddings": np.asarray(embeddings, dtype=np.float32), "labels": faces.labels,
               "names": np.array(faces.names, dtype=str), "paths": np.array([str(p) for p in faces.paths], dtype=str),
               "meta": np.array(json.dumps(signature)), "format": np.array(EMBEDDINGS_FORMAT)}
-    return atomic_write(path, lambda file: np.savez(file, **arrays))
+    return atomic_write(path, lambda file: np.savez(file, **arrays), mode=0o600)  # biometric templates
 
 
 def load_embeddings(path: str | Path) -> tuple[np.ndarray, FaceFiles, dict[str, Any]]:

@@ -131,7 +131,8 @@ class Gallery:
                 for i, dist in zip(nearest, distance, strict=True)]
 
     def save(self, path: str | Path) -> Path:
-        """Write the gallery to `path` (.npz) atomically: a temporary file renamed into place."""
+        """Write the gallery to `path` (.npz) atomically: a temporary file renamed into place (a new file is
+        readable by its owner only: 0600)."""
         self._check_not_empty()
         arrays = {
             "embeddings": self.embeddings,
@@ -141,7 +142,7 @@ class Gallery:
             "meta": np.array(json.dumps(self.meta)),
             "format": np.array(GALLERY_FORMAT),
         }
-        return atomic_write(path, lambda file: np.savez(file, **arrays))
+        return atomic_write(path, lambda file: np.savez(file, **arrays), mode=0o600)  # biometric templates
 
     @classmethod
     def load(cls, path: str | Path) -> Gallery:
