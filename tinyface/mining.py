@@ -10,7 +10,7 @@ are squared L2 (tinyface.kernels.pairwise_sqdist); random choices take a `numpy.
     semihard_triplets     d_ap < d_an < d_ap + margin: farther than the positive, but inside the margin
     batch_hard_triplets   per anchor its farthest positive and nearest negative (Hermans et al. 2017)
     semihard_negative_triplets  per anchor-positive pair the nearest negative farther than the positive (online)
-    facenet_triplets      FaceNet's selection: per anchor-positive pair a random negative with d_an - d_ap < margin
+    random_violating_triplets   per anchor-positive pair a random negative violating the margin: d_an - d_ap < margin
 
 all_triplets, hard_triplets and semihard_triplets list every valid triplet (about B x K x B of them for P x K
 labels): they are for inspection and small batches; the losses in tinyface.losses never build that list.
@@ -29,9 +29,9 @@ from tinyface.eval.checks import check_distances
 __all__ = [
     "all_triplets",
     "batch_hard_triplets",
-    "facenet_triplets",
     "hard_triplets",
     "random_triplets",
+    "random_violating_triplets",
     "semihard_negative_triplets",
     "semihard_triplets",
 ]
@@ -102,14 +102,21 @@ def random_triplets(labels: Any, num_triplets: int, rng: np.random.Generator) ->
     return np.stack([a, p, n], axis=1).astype(np.int64)
 
 
-def facenet_triplets(
+def random_violating_triplets(
     d: Any, labels: Any, rng: np.random.Generator, margin: float = 0.2, semihard_only: bool = False,
     chunk: int = 4096,
 ) -> np.ndarray:
-    """FaceNet's offline triplet selection, as in the reference implementation of the paper (facenet's
-    `select_triplets`): embed P people x K images, then for every anchor-positive pair (a, p) with a < p, a
-    random negative among those with d_an - d_ap < margin (and, if `semihard_only`, also d_an > d_ap); a pair
-    without one is dropped. The triplets come shuffled. Pairs are processed `chunk` at a time (memory chunk x B).
+    """For every anchor-positive pair (a, p) with a < p, a random negative among those that violate the margin,
+    d_an - d_ap < margin (hard ones included); with `semihard_only`, only among the semi-hard ones,
+    d_ap < d_an < d_ap + margin. A pair without one is dropped; the triplets come shuffled. Pairs are processed
+    `chunk` at a time (memory chunk x B).
+
+    The default is the rule of VGG Face (Parkhi et al. 2015), which davidsandberg/facenet's `select_triplets` (a
+    popular reimplementation, not the paper's code) uses and calls "VGG Face selection"; its commented-out
+    `semihard_only` variant is the one it calls "FaceNet selection". The FaceNet paper (section 3.2) describes two
+    ways: offline, every n steps, the argmax_p d_ap and argmin_n d_an on a subset of the data, embedded with the
+    most recent checkpoint; and online, inside large mini-batches, which it uses: every anchor-positive pair with a
+    semi-hard negative (semihard_negative_triplets).
     """
     d, labels = _check(d, labels)
     positive, negative = kernels.numpy_ref.label_masks(labels)

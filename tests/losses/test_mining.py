@@ -70,9 +70,9 @@ def test_random_triplets_are_valid_uniform_and_reproducible():
 
 @SETTINGS
 @given(labelled_distances(), st.sampled_from([0.5, 2.0]), st.booleans(), st.integers(0, 2**32 - 1))
-def test_facenet_triplets_follow_the_reference_rule(batch, margin, semihard_only, seed):
+def test_random_violating_triplets_follow_the_rule(batch, margin, semihard_only, seed):
     d, labels = batch
-    out = mining.facenet_triplets(d, labels, np.random.default_rng(seed), margin, semihard_only, chunk=3)
+    out = mining.random_violating_triplets(d, labels, np.random.default_rng(seed), margin, semihard_only, chunk=3)
 
     def candidates(a, p):
         return [n for n in range(len(labels)) if labels[n] != labels[a] and d[a, n] - d[a, p] < margin
@@ -81,14 +81,15 @@ def test_facenet_triplets_follow_the_reference_rule(batch, margin, semihard_only
     pairs = [(a, p) for a, p in itertools.combinations(range(len(labels)), 2) if labels[a] == labels[p]]
     assert sorted((a, p) for a, p, _ in out) == [pair for pair in pairs if candidates(*pair)]  # each pair once
     assert all(n in candidates(a, p) for a, p, n in out)
-    again = mining.facenet_triplets(d, labels, np.random.default_rng(seed), margin, semihard_only, chunk=3)
+    again = mining.random_violating_triplets(d, labels, np.random.default_rng(seed), margin, semihard_only, chunk=3)
     assert np.array_equal(out, again) and out.dtype == np.int64 and out.shape[1:] == (3,)
 
 
-def test_facenet_negatives_are_drawn_among_all_candidates():
+def test_random_violating_negatives_are_drawn_among_all_candidates():
     d = np.zeros((4, 4))
     labels = np.array([0, 0, 1, 2])
-    seen = {tuple(t) for seed in range(40) for t in mining.facenet_triplets(d, labels, np.random.default_rng(seed))}
+    rngs = [np.random.default_rng(seed) for seed in range(40)]
+    seen = {tuple(t) for rng in rngs for t in mining.random_violating_triplets(d, labels, rng)}
     assert seen == {(0, 1, 2), (0, 1, 3)}
 
 

@@ -15,7 +15,8 @@ def to_float32(images: np.ndarray) -> np.ndarray:
 
 
 def prewhiten(images: np.ndarray) -> np.ndarray:
-    """FaceNet's per-image standardisation: (x - mean) / max(std, 1 / sqrt(n)), n = C * H * W.
+    """Per-image standardisation, as davidsandberg/facenet's `prewhiten` (a popular reimplementation of FaceNet; the
+    paper does not describe its input normalisation): (x - mean) / max(std, 1 / sqrt(n)), n = C * H * W.
 
     The floor on std keeps a flat image (std 0) finite.
     """

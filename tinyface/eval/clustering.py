@@ -3,7 +3,7 @@
 Both methods read a precomputed (N, N) matrix of squared L2 distances and link two faces when they are close:
 DBSCAN (Ester et al., 1996) grows clusters through dense regions and calls isolated faces noise (-1); Chinese
 whispers (Biemann, 2006) lets every face adopt the label most common among its neighbours until labels settle,
-needing no count of clusters (FaceNet's reference `cluster` program and dlib use it for faces).
+needing no count of clusters (davidsandberg/facenet's `cluster` program and dlib use it for faces).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import numpy as np
 
 from tinyface.eval.checks import check_distances
 
-VAL_THRESHOLD_STEP = 0.001  # the threshold grid of FaceNet's reference evaluation: np.arange(0, 4, 0.001)
+VAL_THRESHOLD_STEP = 0.001  # the threshold grid of davidsandberg/facenet's evaluation: np.arange(0, 4, 0.001)
 
 
 def roc_curve(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,8 +96,8 @@ class ValAtFar(NamedTuple):
 
 
 def threshold_at_far(distances: np.ndarray, same: np.ndarray, far_target: float = 1e-3) -> float:
-    """The threshold whose FAR is `far_target`, found as FaceNet's reference code does (D. Sandberg's
-    facenet, calculate_val).
+    """The threshold whose FAR is `far_target`, found as davidsandberg/facenet's calculate_val does (a popular
+    reimplementation of FaceNet, not the paper's code).
 
     FAR(tau) is computed on the grid tau = 0, 0.001, ..., 3.999 (further if distances exceed 4), and the
     threshold is interpolated linearly between the last grid point with FAR < far_target and the next one

@@ -1,5 +1,5 @@
 """Classifiers on embeddings: once faces are points where distance means identity, a simple classifier on top
-names the people it was shown (FaceNet's reference `classifier` program trains an SVM there).
+names the people it was shown (davidsandberg/facenet's `classifier` program trains an SVM there).
 
 Each has fit(embeddings (N, D), labels (N,)), predict(embeddings (M, D)) -> labels (M,) and
 score(embeddings, labels) -> accuracy. Labels may be any 1-D array (integers or names); distances are

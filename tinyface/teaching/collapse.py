@@ -91,7 +91,7 @@ class CollapseHistory:
 
 
 def prepare_images(dataset: FaceDataset, size: int) -> np.ndarray:
-    """Float images, resized and prewhitened (FaceNet's per-image standardisation)."""
+    """Float images, resized and prewhitened (per-image standardisation)."""
     images = to_float32(dataset.images)
     if images.shape[-1] != size:
         images = resize(images, size)

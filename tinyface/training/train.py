@@ -306,7 +306,7 @@ def _train_step(model: FaceCNN, head: nn.Linear | None, optimizer: optim.Optimiz
 
 def _objective(embeddings: Tensor, raw: Tensor, labels: np.ndarray, d: np.ndarray, head: nn.Linear | None,
                config: TrainConfig, rng: np.random.Generator) -> tuple[Tensor | None, float]:
-    """(loss, fraction active) of the configured loss; loss None when FaceNet's rule selects no triplet."""
+    """(loss, fraction active) of the configured loss; loss None when the "facenet" rule selects no triplet."""
     alpha = config.alpha
     if config.loss == "semihard":
         return losses.semihard_triplet_loss(embeddings, labels, alpha), _active(d, mining.semihard_negative_triplets(
@@ -317,9 +317,9 @@ def _objective(embeddings: Tensor, raw: Tensor, labels: np.ndarray, d: np.ndarra
     if config.loss == "batch-all":
         return losses.batch_all_triplet_loss(embeddings, labels, alpha)
     if config.loss == "facenet":
-        # FaceNet's selection: per anchor-positive pair a random negative with d_an - d_ap < alpha; the fraction
-        # logged is that of the pairs which found one (each selected triplet is active by construction)
-        t = mining.facenet_triplets(d, labels, rng, alpha)
+        # per anchor-positive pair a random negative with d_an - d_ap < alpha (VGG Face's rule, which davidsandberg/
+        # facenet uses); the fraction logged is that of the pairs which found one (each triplet is active)
+        t = mining.random_violating_triplets(d, labels, rng, alpha)
         pairs = int(np.sum(np.triu(labels[:, None] == labels[None, :], k=1)))
         if len(t) == 0:
             return None, 0.0

@@ -52,3 +52,35 @@ def test_check_identify(status):
     assert "label" in index.message
     closed_set = ex.check_identify(lambda p, g, labels, tau: int(labels[np.sum((g - p) ** 2, axis=1).argmin()]))
     assert "-1" in closed_set.message
+
+
+def test_check_identify_accepts_the_expanded_distance(status):
+    def via_dot_product(probe, gallery, labels, tau):
+        d = 2 - 2 * gallery @ probe  # unit vectors: ||p - g||^2 = 2 - 2 p.g
+        return int(labels[d.argmin()]) if d.min() <= tau else -1
+
+    assert status(ex.check_identify(via_dot_product)) == "right"
+
+
+def test_check_identify_rejects_the_plain_distance():
+    def plain(probe, gallery, labels, tau):
+        d = np.sqrt(np.sum((gallery - probe) ** 2, axis=1))
+        return int(labels[d.argmin()]) if d.min() <= tau else -1
+
+    assert "SQUARED" in ex.check_identify(plain).message
+
+
+def test_check_identify_rejects_a_strict_threshold():
+    def strict(probe, gallery, labels, tau):
+        d = np.sum((gallery - probe) ** 2, axis=1)
+        return int(labels[d.argmin()]) if d.min() < tau else -1
+
+    assert "d <= tau" in ex.check_identify(strict).message
+
+
+def test_check_identify_rejects_a_plain_distance_with_a_strict_threshold(status):
+    def both(probe, gallery, labels, tau):
+        d = np.sqrt(np.sum((gallery - probe) ** 2, axis=1))
+        return int(labels[d.argmin()]) if d.min() < tau else -1
+
+    assert status(ex.check_identify(both)) == "wrong"

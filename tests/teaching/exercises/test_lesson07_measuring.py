@@ -30,11 +30,48 @@ def test_check_auc(status):
 def test_check_threshold_at_far(status):
     d = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
     s = np.array([True, True, False, True, True, False, False, False, False, False])
-    # 6 different pairs: FAR <= 0.2 allows one of them (0.3) to be accepted: any tau in [0.3, 0.5) is right
+    # 6 different pairs: FAR <= 0.2 allows one of them (0.3) to be accepted, so tau < 0.5; the most VAL (1) needs
+    # the same pairs at 0.35 and 0.4 too: any tau in [0.4, 0.5) is right
     assert status(ex.check_threshold_at_far(0.45, d, s, 0.2)) == "right"
-    assert status(ex.check_threshold_at_far(0.3, d, s, 0.2)) == "right"
+    assert status(ex.check_threshold_at_far(0.4, d, s, 0.2)) == "right"
     assert "too large" in ex.check_threshold_at_far(0.5, d, s, 0.2).message
     assert "raise tau" in ex.check_threshold_at_far(0.25, d, s, 0.2).message
+
+
+def test_check_threshold_at_far_rejects_the_last_allowed_different_pair():
+    # tau at the one different pair the target allows (0.3): FAR is right, but the same pairs at 0.35 and 0.4 are
+    # rejected although accepting them costs no FAR
+    d = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    s = np.array([True, True, False, True, True, False, False, False, False, False])
+    verdict = ex.check_threshold_at_far(0.3, d, s, 0.2)
+    assert "VAL is only 0.500" in verdict.message and "raise tau" in verdict.message
+
+
+def test_check_threshold_at_far_rejects_a_tau_inside_the_range_short_of_the_most_val():
+    d = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    s = np.array([True, True, False, True, True, False, False, False, False, False])
+    assert "VAL is only 0.750" in ex.check_threshold_at_far(0.37, d, s, 0.2).message
+
+
+def test_check_threshold_at_far_rejects_the_first_forbidden_pair_and_the_quantile():
+    rng = np.random.default_rng(7)
+    s = rng.random(400) < 0.3
+    d = np.where(s, rng.normal(0.6, 0.2, 400), rng.normal(1.2, 0.2, 400))
+    different = np.sort(d[~s])
+    allowed = int(np.floor(0.05 * len(different)))
+    right = different[allowed] - 1e-9
+    assert ex.check_threshold_at_far(right, d, s, 0.05)
+    assert "too large" in ex.check_threshold_at_far(different[allowed], d, s, 0.05).message  # one pair too many
+    quantile = np.quantile(d[~s], 0.05)  # interpolates between two pairs: below the most tau allows
+    assert not ex.check_threshold_at_far(quantile, d, s, 0.05)
+
+
+def test_check_threshold_at_far_when_no_different_pair_may_be_accepted(status):
+    d = np.array([0.1, 0.2, 0.3, 0.4])
+    s = np.array([True, False, True, False])
+    assert status(ex.check_threshold_at_far(0.15, d, s, 0.1)) == "right"  # FAR 0, VAL 1/2: 0.3 lies past 0.2
+    assert "too large" in ex.check_threshold_at_far(0.2, d, s, 0.1).message
+    assert "VAL is only 0.000" in ex.check_threshold_at_far(0.05, d, s, 0.1).message
 
 
 def test_check_pairwise_precision_recall(status):

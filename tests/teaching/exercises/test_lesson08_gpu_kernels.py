@@ -3,6 +3,8 @@ placeholders reported as not answered yet."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,44 @@ def test_check_cuda_sqdist_kernel(status):
     assert "guard" in ex.check_cuda_sqdist_kernel(unguarded).message
     assert "never written" in ex.check_cuda_sqdist_kernel(diagonal_only).message
     assert "@cuda.jit" in ex.check_cuda_sqdist_kernel(plain).message
+
+
+@pytest.mark.skipif(cuda is None or not cuda.is_available(), reason="no CUDA GPU and no Numba CUDA simulator")
+def test_check_cuda_sqdist_kernel_rejects_half_guards():
+    @cuda.jit
+    def rows_only(x, d):
+        j, i = cuda.grid(2)
+        if i < d.shape[0]:
+            d[i, j] = 0.0
+
+    @cuda.jit
+    def off_by_one(x, d):
+        j, i = cuda.grid(2)
+        if i <= d.shape[0] and j <= d.shape[1]:
+            d[i, j] = 0.0
+
+    assert "guard" in ex.check_cuda_sqdist_kernel(rows_only).message
+    assert "guard" in ex.check_cuda_sqdist_kernel(off_by_one).message
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1", reason="reaches into the simulator's arrays")
+def test_check_cuda_sqdist_kernel_rejects_stray_writes_that_raise_nothing():
+    class OnARealGPU:
+        """An unguarded kernel as a GPU runs it: no error, and the threads past the edge write into the memory
+        beyond d (here the padding the check puts around it), following d's strides."""
+
+        def __getitem__(self, launch):
+            return self.run
+
+        def run(self, x, d):
+            host = d._ary  # the simulator's NumPy view of the padded array
+            grid = np.lib.stride_tricks.as_strided(host, shape=(16, 16), strides=host.strides)
+            rows = x._ary.shape[0]
+            grid[:rows, :rows] = [[np.sum((a - b) ** 2) for b in x._ary] for a in x._ary]
+            grid[rows:, :] = 0.0  # the stray threads
+            grid[:, rows:] = 0.0
+
+    assert "past its edge" in ex.check_cuda_sqdist_kernel(OnARealGPU()).message
 
 
 def test_check_cubic_memory(status):

@@ -56,31 +56,47 @@ def check_identify(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, float], int
     squared distance is <= tau, else -1 (an unknown person: open-set identification)."""
     gallery = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.6, 0.8, 0.0]])
     labels = np.array([7, 3, 9, 3])
-    cases = [  # probe, tau, expected label
-        (np.array([0.9, 0.1, 0.0]), 0.5, 7),
-        (np.array([0.1, 0.2, 0.95]), 0.5, 9),
-        (np.array([0.55, 0.85, 0.0]), 0.5, 3),
-        (np.array([0.58, 0.0, -0.8]), 0.5, -1),  # nearest is too far: unknown
-        (np.array([0.58, 0.0, -0.8]), 2.0, 7),
+    cases = [  # probe, tau
+        (np.array([0.9, 0.1, 0.0]), 0.5),
+        (np.array([0.1, 0.2, 0.95]), 0.5),
+        (np.array([0.55, 0.85, 0.0]), 0.5),
+        (np.array([0.58, 0.0, -0.8]), 0.5),  # nearest is too far: unknown
+        (np.array([0.58, 0.0, -0.8]), 2.0),
+        (np.array([0.8, 0.0, 0.6]), 0.5),  # d = 0.4 <= tau, but sqrt(d) = 0.63 > tau
+        (np.array([0.35, 0.0, -np.sqrt(1 - 0.35**2)]), 1.2),  # d = 1.3 > tau, but sqrt(d) = 1.14 <= tau
+        (np.array([0.0, 0.0, 1.0]), 0.0),  # the very face of the gallery, d = 0 = tau exactly
     ]
-    for probe, tau, expected in cases:
-        got = _call(fn, probe / np.linalg.norm(probe), gallery.copy(), labels.copy(), tau)
-        _given(got)
+    probes = [probe / np.linalg.norm(probe) for probe, _ in cases]
+    taus = [tau for _, tau in cases]
+    nearest = [np.sum((gallery - probe) ** 2, axis=1) for probe in probes]  # squared distances to the gallery
+
+    def rule(accept: Callable[[float, float], bool]) -> list[int]:
+        """The answers of the rule that accepts the nearest face when accept(its distance, tau)."""
+        return [int(labels[d.argmin()]) if accept(d.min(), tau) else -1 for d, tau in zip(nearest, taus, strict=True)]
+
+    expected = rule(lambda d, tau: d <= tau)
+    got = []
+    for probe, tau in zip(probes, taus, strict=True):
+        answer = _given(_call(fn, probe.copy(), gallery.copy(), labels.copy(), tau))
         try:
-            got = int(got)
+            got.append(int(answer))
         except (TypeError, ValueError):
-            raise _Wrong(f"return one integer label (or -1), got {got!r}") from None
-        if got == expected:
-            continue
-        distances = np.sum((gallery - probe / np.linalg.norm(probe)) ** 2, axis=1)
-        if got == int(np.argmin(distances)) and expected != -1:
-            raise _Wrong("you returned the index of the nearest gallery face; return its label, gallery_labels[i]")
-        if expected == -1:
-            raise _Wrong("a probe whose nearest gallery face is farther than tau is unknown: return -1")
-        if got == -1:
-            raise _Wrong("you rejected a probe whose nearest gallery face is within tau (accept when d <= tau)")
-        raise _Wrong(f"expected label {expected}, got {got}: take the gallery face with the smallest distance")
-    return "nearest gallery face, accepted only within tau: 1:K identification with an open door for strangers"
+            raise _Wrong(f"return one integer label (or -1), got {answer!r}") from None
+    if got == expected:
+        return "nearest gallery face, accepted only within tau: 1:K identification with an open door for strangers"
+    if got == rule(lambda d, tau: np.sqrt(d) <= tau):
+        raise _Wrong("you compared the plain distance ||probe - g|| with tau; tau is a threshold on the SQUARED "
+                     "distance d = ||probe - g||^2 (no square root)")
+    if got == rule(lambda d, tau: d < tau):
+        raise _Wrong("a probe exactly at d = tau must be accepted: the rule is d <= tau, not d < tau")
+    d, answer, right = next(miss for miss in zip(nearest, got, expected, strict=True) if miss[1] != miss[2])
+    if answer == int(np.argmin(d)) and right != -1:
+        raise _Wrong("you returned the index of the nearest gallery face; return its label, gallery_labels[i]")
+    if right == -1:
+        raise _Wrong("a probe whose nearest gallery face is farther than tau is unknown: return -1")
+    if answer == -1:
+        raise _Wrong("you rejected a probe whose nearest gallery face is within tau (accept when d <= tau)")
+    raise _Wrong(f"expected label {right}, got {answer}: take the gallery face with the smallest distance")
 
 
 __all__ = ["check_far_frr", "check_identify", "check_squared_distance"]

@@ -26,9 +26,10 @@ def check_auc(answer: float, far: np.ndarray, tar: np.ndarray) -> str:
 
 @_check
 def check_threshold_at_far(answer: float, distances: np.ndarray, same: np.ndarray, far_target: float) -> str:
-    """answer: a threshold tau whose FAR on these pairs is at most far_target and which accepts as many
-    different pairs as that target allows: any tau from the last allowed different-pair distance up to (not
-    including) the first forbidden one is right, since all of them give the most VAL the target allows."""
+    """answer: a threshold tau (accept d <= tau) with FAR <= far_target on these pairs and the most VAL that
+    target allows. With n different pairs the target allows accepting k = floor(far_target n) of them, so tau must
+    stay below the (k+1)-th smallest different-pair distance, and the most VAL accepts every same pair below it:
+    any tau from the largest such same-pair distance up to (not including) that different pair is right."""
     tau = _number(answer, "tau")
     d, s = np.asarray(distances, dtype=np.float64), np.asarray(same, dtype=bool)
     far = float(np.mean(d[~s] <= tau))
@@ -39,10 +40,12 @@ def check_threshold_at_far(answer: float, distances: np.ndarray, same: np.ndarra
     best_val = float(np.mean(d[s] < limit))
     if far > far_target:
         raise _Wrong(f"at tau = {tau:.4f} FAR is {far:.4f} > {far_target}: the threshold is too large")
-    if (allowed == 0 and val < best_val) or (allowed > 0 and tau < different[allowed - 1]):
-        raise _Wrong(f"FAR is within target, but VAL is only {val:.3f}: the target allows accepting {allowed} "
-                     f"different pairs, so raise tau to at least the {allowed}-th smallest different-pair distance")
-    return f"FAR = {far:.4f} <= {far_target}, VAL = {val:.3f} (up to {best_val:.3f} just below the next one)"
+    if val < best_val:
+        missed = int(np.sum((d[s] > tau) & (d[s] < limit)))
+        raise _Wrong(f"FAR is within target, but VAL is only {val:.3f}: {missed} more same pairs can be accepted "
+                     f"before FAR passes {far_target}. The target allows accepting {allowed} different pairs; raise "
+                     "tau towards the next different-pair distance (not to it)")
+    return f"FAR = {far:.4f} <= {far_target}, VAL = {val:.3f}, the most this FAR target allows"
 
 
 @_check

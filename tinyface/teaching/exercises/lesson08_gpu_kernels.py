@@ -35,7 +35,11 @@ def check_pairwise_sqdist(fn: Callable[[np.ndarray], np.ndarray]) -> str:
 @_check
 def check_cuda_sqdist_kernel(kernel: Any, threads: int = 8) -> str:
     """kernel: a @cuda.jit function kernel(x, d) in which the thread at cuda.grid(2) = (j, i) writes d[i, j] (squared
-    distance of rows i and j, 0 on the diagonal); launched on a grid larger than B x B, so it must guard."""
+    distance of rows i and j, 0 on the diagonal); launched on a grid larger than B x B, so it must guard.
+
+    A real GPU does not check bounds: an unguarded thread silently writes past the edge of d. So x and d are views
+    of larger arrays filled with a sentinel, and the check fails if anything outside the B x B region was written
+    (the simulator raises IndexError instead; that is reported the same way)."""
     import math
 
     from numba import cuda
@@ -45,19 +49,30 @@ def check_cuda_sqdist_kernel(kernel: Any, threads: int = 8) -> str:
     _given(kernel)
     if not hasattr(kernel, "__getitem__"):
         raise _Wrong("decorate the function with @cuda.jit, so that it can be launched as kernel[blocks, threads]")
-    x = np.random.default_rng(81).standard_normal((11, 4))
-    blocks = (math.ceil(11 / threads), math.ceil(11 / threads))
-    d_device = cuda.to_device(np.full((11, 11), -1.0))
+    b, sentinel = 11, -1.0  # a distance is never negative
+    x = np.random.default_rng(81).standard_normal((b, 4))
+    blocks = (math.ceil(b / threads), math.ceil(b / threads))
+    size = blocks[0] * threads  # the grid's extent along each axis: every thread lands inside the padded arrays
+    x_padded = np.zeros((size, 4))
+    x_padded[:b] = x
+    x_device = cuda.to_device(x_padded)
+    d_device = cuda.to_device(np.full((size, size), sentinel))
+    guard = "guard with `if i < d.shape[0] and j < d.shape[1]:`"
     try:
-        _call(lambda: kernel[blocks, (threads, threads)](cuda.to_device(x), d_device))
+        _call(lambda: kernel[blocks, (threads, threads)](x_device[:b], d_device[:b, :b]))
     except _Wrong as wrong:
         if "IndexError" in str(wrong) or "out of bounds" in str(wrong):
-            raise _Wrong("the grid is larger than B x B: guard with `if i < d.shape[0] and j < d.shape[1]:` "
-                         f"({wrong})") from None
+            raise _Wrong(f"the grid is larger than B x B: {guard} ({wrong})") from None
         raise
-    got = d_device.copy_to_host()
+    padded = d_device.copy_to_host()
+    outside = padded != sentinel
+    outside[:b, :b] = False
+    if outside.any():
+        raise _Wrong(f"threads outside the B x B matrix wrote {int(outside.sum())} entries past its edge (a GPU "
+                     f"does not stop them: they overwrite other memory): {guard}")
+    got = padded[:b, :b]
     expected = numpy_ref.pairwise_sqdist(x)
-    if np.any(got == -1.0):
+    if np.any(got == sentinel):
         raise _Wrong("some entries were never written: each thread (i, j) writes d[i, j]")
     if np.allclose(got, expected.T, atol=1e-9) and not np.allclose(got, expected, atol=1e-9):
         raise _Wrong("rows and columns are swapped")
