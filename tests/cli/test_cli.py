@@ -115,11 +115,26 @@ def test_resume_continues_and_a_used_run_folder_is_not_overwritten(folder, tmp_p
 
 def test_train_on_olivetti_for_a_few_steps(olivetti_path, tmp_path, capsys):
     out_dir = tmp_path / "olivetti"
-    code, out, err = run(["train", "--data", olivetti_path.parent, "--out", out_dir, "--steps", "2",
-                          "--steps-per-epoch", "2", "--image-size", "32", "--no-progress"], capsys)
+    code, out, err = run(["train", "--data", olivetti_path.parent, "--out", out_dir, "--steps", "2", "--init", "none",
+                          "--model", "reference", "--steps-per-epoch", "2", "--image-size", "32", "--no-progress"],
+                         capsys)
     assert code == 0, err
     assert "training on 25 people" in out and "testing on 10" in out and "900 test pairs" in out
     assert json.loads((out_dir / "metrics.json").read_text())["test_pairs"] == 900
+
+
+def test_olivetti_training_starts_from_the_bundled_model_by_default(olivetti_path, tmp_path, capsys):
+    from tinyface.pretrained import pretrained_run
+    from tinyface.training.checkpoint import load_checkpoint
+
+    out_dir = tmp_path / "olivetti"
+    code, out, err = run(["train", "--data", olivetti_path.parent, "--out", out_dir, "--steps", "1",
+                          "--steps-per-epoch", "1", "--no-progress", "--no-figures"], capsys)
+    assert code == 0, err
+    run_meta, bundled = load_checkpoint(out_dir).meta, load_checkpoint(pretrained_run()).meta
+    assert run_meta["config"]["init"] == "pretrained" and run_meta["model"] == bundled["model"]
+    fails = run(["train", "--data", olivetti_path.parent, "--out", tmp_path / "x", "--image-size", "32"], capsys)
+    assert fails[0] == 2 and "cannot start from pretrained" in fails[2]
 
 
 def test_lfw_view1_and_view2(lfw, tmp_path, capsys):
