@@ -42,6 +42,7 @@ def torch_images_per_second(data, config: TrainConfig, warmup: int) -> float:
     rng = np.random.default_rng(1)
     sampler = PKSampler(data.labels, config.people_per_batch, config.images_per_person, rng)
     steps = config.steps - warmup
+    start = time.perf_counter()
     for k in range(config.steps):
         if k == warmup:
             start = time.perf_counter()

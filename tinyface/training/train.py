@@ -215,7 +215,8 @@ def train(
     seeds = np.random.SeedSequence(config.seed).spawn(2)
     init_rng, data_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
     model = build_face_model(config, channels, init_rng)
-    if config.init is not None:
+    resuming = resume and has_checkpoint(out)
+    if config.init is not None and not resuming:  # a resumed run's own checkpoint replaces the weights anyway
         start_from(model, config.init, preprocessing)
     head = nn.Linear(config.embedding_dim, train_data.num_people, rng=init_rng) if config.loss == "softmax" else None
     optimizer = build_optimizer(config, model.parameters() + (head.parameters() if head else []))
@@ -224,7 +225,7 @@ def train(
                        "validation" if validation is not None else "train")
 
     step, history, step_losses, wall_time = 0, [], [], 0.0
-    if resume and has_checkpoint(out):
+    if resuming:
         checkpoint = load_checkpoint(out)
         _check_resumable(TrainConfig.from_dict(checkpoint.meta.get("config", {})), config, out)
         model.load_state_dict(checkpoint.model_state)
