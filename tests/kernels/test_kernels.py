@@ -207,6 +207,33 @@ def test_backend_matches_reference_on_random_float32(name, max_size, examples):
         assert_same_results(name, x, labels, 0.2, exact=False)
 
 
+@pytest.mark.skipif("numba" not in kernels.available_backends(), reason="Numba is not installed")
+def test_numba_matches_reference_with_many_positives_per_anchor():
+    """numba_cpu sorts each anchor's positives and drops its negatives into the slots between them: batches of 2-4
+    identities of up to 48 rows give an anchor dozens of positives, the small integer entries ties everywhere, and
+    the labels are arbitrary integers (not 0..G-1)."""
+
+    @settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+    @given(exact_batches(batch=(16, 48), people=(2, 4)), st.sampled_from([np.float64, np.float32]))
+    def check(batch, dtype):
+        labels = 7 * batch.labels - 3
+        assert_same_results("numba", batch.embeddings.astype(dtype), labels, batch.margin, exact=True)
+
+    check()
+
+
+@pytest.mark.skipif("numba" not in kernels.available_backends(), reason="Numba is not installed")
+def test_numba_semihard_selection_at_a_training_batch_size():
+    """B = 1024 as 64 identities x 16 images, float32: the same selection as numpy_ref, index for index."""
+    x, _ = random_batch(4, 1024, dim=16)
+    labels = np.repeat(np.arange(64), 16)
+    d = numpy_ref.pairwise_sqdist(x)
+    for fallback in FALLBACKS:
+        pairs, negatives = kernels.semihard_negatives(d, labels, fallback, backend="numba")
+        want_pairs, want_negatives = numpy_ref.semihard_negatives(d, labels, fallback)
+        assert np.array_equal(pairs, want_pairs) and np.array_equal(negatives, want_negatives), fallback
+
+
 # -- dispatch ------------------------------------------------------------------------------------------------
 def test_dispatch_follows_the_array_and_can_be_forced(monkeypatch):
     monkeypatch.delenv("TINYFACE_BACKEND", raising=False)

@@ -39,8 +39,10 @@ Nothing to learn from
 
 Memory: O(B^2), never B^3
     Each loss is a sum of w_ij d_ij over the distance matrix, so a backend builds one weight matrix W (B, B) and
-    returns pairwise_sqdist_backward(x, W) as the gradient (see numpy_ref). Extra memory is a few B x B matrices;
-    no backend allocates a B x B x B array (B = 1,800, FaceNet's batch, would need 47 GB in float64).
+    returns pairwise_sqdist_backward(x, W) as the gradient (see numpy_ref), or, for a loss with few triplets,
+    adds each triplet's terms to the gradient directly (numba_cpu's semi-hard and batch-hard). Extra memory is a
+    few B x B matrices; no backend allocates a B x B x B array (B = 1,800, FaceNet's batch, would need 47 GB in
+    float64).
 """
 
 from __future__ import annotations
