@@ -1,11 +1,14 @@
 """The trivial solution of the triplet loss, and why the margin prevents it (the teacher's demo).
 
 Without a margin the triplet loss  max(d(a, p) - d(a, n), 0)  is 0 when every face is mapped to the same point:
-d(a, p) = d(a, n) = 0. Nothing in the loss pushes towards that point, but nothing pushes away from it either, so
-any other force wins. Here that force is weight decay (every parameter pulled towards 0, biases and batch-norm
-scales included): with alpha = 0 the network's output shrinks to a constant, the embeddings of all faces fall
-together and the loss is 0, while alpha = 0.2 makes the collapsed state cost 0.2 per triplet and keeps the faces
-apart. Three runs from the same seed and the same batches:
+d(a, p) = d(a, n) = 0, and nothing in the loss pushes away from it. Three forces pull towards it: without
+normalisation the loss itself (L(s f) = s^2 L(f) for alpha = 0, so shrinking f lowers any positive loss); on the
+unit sphere, bunching the faces together (with alpha = 0 every active triplet is hard, d_an < d_ap, and pulling the
+faces closer lowers every active hinge); and weight decay (every parameter pulled towards 0, biases and batch-norm
+scales included). The demo makes the decay extreme (weight_decay=0 takes it away), so that with alpha = 0 the
+network's output shrinks to a constant, the embeddings of all faces fall together and the loss is 0 within two
+minutes, while alpha = 0.2 makes the collapsed state cost 0.2 per triplet and keeps the faces apart. Three runs from
+the same seed and the same batches:
 
     alpha = 0,   L2-normalised embedding    (the pre-normalisation norm collapses; the spread follows)
     alpha = 0.2, L2-normalised embedding    (the faces stay apart)

@@ -10,27 +10,54 @@ from tinyface.teaching.exercises import lesson01_similarity as ex
 
 def test_placeholders_are_not_answered_yet(status, unanswered):
     d, s = np.array([0.1, 0.5]), np.array([True, False])
-    assert status(ex.check_squared_distance(unanswered)) == "unanswered"
+    assert status(ex.check_centred_distance(unanswered)) == "unanswered"
     assert status(ex.check_far_frr(None, d, s, 0.2)) == "unanswered"
     assert not ex.check_identify(None)
 
 
 def test_an_error_in_the_students_code_is_a_wrong_answer_not_a_crash(status):
-    verdict = ex.check_squared_distance(lambda a, b: 1 / 0)
+    verdict = ex.check_centred_distance(lambda a, b: 1 / 0)
     assert status(verdict) == "wrong" and "ZeroDivisionError" in verdict.message
 
 
-def test_check_squared_distance(status):
-    def right(a, b):
+def unit(x):
+    return x / np.linalg.norm(x)
+
+
+def centred(a, b):
+    x, y = (v.reshape(-1).astype(float) for v in (a, b))
+    return np.sum((unit(x - x.mean()) - unit(y - y.mean())) ** 2)
+
+
+def test_check_centred_distance(status):
+    assert status(ex.check_centred_distance(centred)) == "right"
+
+    def by_correlation(a, b):  # the same number by another road: 2 - 2 r
+        return 2 - 2 * np.corrcoef(a.reshape(-1), b.reshape(-1))[0, 1]
+
+    assert status(ex.check_centred_distance(by_correlation)) == "right"
+
+
+def test_check_centred_distance_rejects_the_uncentred_distance():
+    def uncentred(a, b):  # section 3's d: blind to a scale, not to an offset
         x, y = (v.reshape(-1).astype(float) for v in (a, b))
-        return np.sum((x / np.linalg.norm(x) - y / np.linalg.norm(y)) ** 2)
+        return np.sum((unit(x) - unit(y)) ** 2)
 
-    def not_normalised(a, b):
-        return np.sum((a.reshape(-1).astype(float) - b.reshape(-1).astype(float)) ** 2)
+    assert "Subtract each image's own mean" in ex.check_centred_distance(uncentred).message
 
-    assert status(ex.check_squared_distance(right)) == "right"
-    assert status(ex.check_squared_distance(lambda a, b: np.sqrt(right(a, b)))) == "wrong"
-    assert "unit length" in ex.check_squared_distance(not_normalised).message
+
+def test_check_centred_distance_rejects_the_wrong_scaling_and_order():
+    def standardised(a, b):  # prewhitened: unit standard deviation, not unit length
+        x, y = (v.reshape(-1).astype(float) for v in (a, b))
+        return np.sum(((x - x.mean()) / x.std() - (y - y.mean()) / y.std()) ** 2)
+
+    def scaled_then_centred(a, b):
+        x, y = (unit(v.reshape(-1).astype(float)) for v in (a, b))
+        return np.sum((x - x.mean() - y + y.mean()) ** 2)
+
+    assert "unit LENGTH" in ex.check_centred_distance(standardised).message
+    assert "mean first" in ex.check_centred_distance(scaled_then_centred).message
+    assert "square" in ex.check_centred_distance(lambda a, b: np.sqrt(centred(a, b))).message
 
 
 def test_check_far_frr(status):

@@ -9,34 +9,64 @@ from tinyface.teaching.exercises import lesson04_siamese as ex
 
 
 def test_placeholders_are_not_answered_yet(status, unanswered):
-    assert status(ex.check_contrastive_loss(unanswered)) == "unanswered"
+    assert status(ex.check_contrastive_gradient(unanswered)) == "unanswered"
     assert status(ex.check_balanced_pairs(None)) == "unanswered"
-    assert status(ex.check_push_distance(None, 1.0)) == "unanswered"
 
 
-def contrastive(x1, x2, same, margin):
-    d = np.sum((x1 - x2) ** 2, axis=1)
-    return np.mean(np.where(same, d, np.maximum(margin - np.sqrt(d), 0) ** 2))
+def gradient(x1, x2, same, margin):
+    diff = x1 - x2
+    if same:
+        return 2 * diff
+    distance = np.linalg.norm(diff)
+    if distance == 0 or distance >= margin:
+        return np.zeros_like(x1)
+    return -2 * (margin - distance) * diff / distance
 
 
-def test_check_contrastive_loss(status):
-    assert status(ex.check_contrastive_loss(contrastive)) == "right"
-    swapped = ex.check_contrastive_loss(lambda a, b, s, m: contrastive(a, b, ~s, m))
-    assert "swapped" in swapped.message
-
-    def no_sqrt(x1, x2, same, margin):
-        d = np.sum((x1 - x2) ** 2, axis=1)
-        return np.mean(np.where(same, d, np.maximum(margin - d, 0) ** 2))
-
-    assert "sqrt(d)" in ex.check_contrastive_loss(no_sqrt).message
-    summed = ex.check_contrastive_loss(lambda a, b, s, m: len(a) * contrastive(a, b, s, m))
-    assert "mean" in summed.message
+def test_check_contrastive_gradient(status):
+    assert status(ex.check_contrastive_gradient(gradient)) == "right"
 
 
-def test_check_contrastive_loss_agrees_with_the_library(status):
+def test_check_contrastive_gradient_agrees_with_backpropagation(status):
     from tinyface.losses import contrastive_loss
+    from tinyface.tensor import Tensor
 
-    assert status(ex.check_contrastive_loss(lambda a, b, s, m: contrastive_loss(a, b, s, m).item())) == "right"
+    def by_autograd(x1, x2, same, margin):
+        left = Tensor(x1[None], requires_grad=True)
+        contrastive_loss(left, Tensor(x2[None]), np.array([same]), margin).backward()
+        return left.grad[0]
+
+    assert status(ex.check_contrastive_gradient(by_autograd)) == "right"
+
+
+def test_check_contrastive_gradient_rejects_the_usual_slips():
+    def no_chain_rule(x1, x2, same, margin):
+        distance = np.linalg.norm(x1 - x2)
+        return 2 * (x1 - x2) if same else -2 * max(margin - distance, 0) * (x1 - x2)
+
+    def unguarded(x1, x2, same, margin):  # 0 / 0 at identical embeddings
+        distance = np.linalg.norm(x1 - x2)
+        return 2 * (x1 - x2) if same else -2 * max(margin - distance, 0) * (x1 - x2) / distance
+
+    def beyond_the_margin(x1, x2, same, margin):  # the hinge forgotten: pushes for ever
+        distance = np.linalg.norm(x1 - x2)
+        if same or distance == 0:
+            return gradient(x1, x2, same, margin)
+        return -2 * (margin - distance) * (x1 - x2) / distance
+
+    def plain_hinge(x1, x2, same, margin):  # max(margin - d, 0)^2, without the square root
+        d = np.sum((x1 - x2) ** 2)
+        return 2 * (x1 - x2) if same else -4 * max(margin - d, 0) * (x1 - x2)
+
+    assert "chain rule" in ex.check_contrastive_gradient(no_chain_rule).message
+    with np.errstate(invalid="ignore"):
+        assert "d = 0" in ex.check_contrastive_gradient(unguarded).message
+    assert "flat" in ex.check_contrastive_gradient(beyond_the_margin).message
+    assert "sqrt(d)" in ex.check_contrastive_gradient(plain_hinge).message
+    assert "sign" in ex.check_contrastive_gradient(lambda a, b, s, m: -gradient(a, b, s, m)).message
+    assert "2 (x1 - x2)" in ex.check_contrastive_gradient(
+        lambda a, b, s, m: (a - b) if s else gradient(a, b, s, m)).message
+    assert "shape" in ex.check_contrastive_gradient(lambda a, b, s, m: 0.0).message
 
 
 def balanced(labels, n, rng):
@@ -60,9 +90,3 @@ def test_check_balanced_pairs(status):
     assert status(swapped) == "wrong"
     fixed = ex.check_balanced_pairs(lambda labels, n, rng: balanced(labels, n, np.random.default_rng(0)))
     assert "rng" in fixed.message
-
-
-def test_check_push_distance(status):
-    assert status(ex.check_push_distance(0.25, 0.5)) == "right"
-    assert "sqrt(d)" in ex.check_push_distance(0.5, 0.5).message
-    assert status(ex.check_push_distance(0.0, 0.5)) == "wrong"

@@ -5,26 +5,98 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyface.eval import auc, roc_curve
+from tinyface.eval import best_threshold, eer, kfold_accuracy
 from tinyface.teaching.exercises import lesson07_measuring as ex
 
 
 def test_placeholders_are_not_answered_yet(status, unanswered):
     d, s = np.array([0.1, 0.5]), np.array([True, False])
-    assert status(ex.check_auc(..., [0, 1], [0, 1])) == "unanswered"
+    assert status(ex.check_eer(unanswered)) == "unanswered"
+    assert status(ex.check_kfold_accuracy(unanswered)) == "unanswered"
     assert status(ex.check_threshold_at_far(None, d, s, 0.5)) == "unanswered"
     assert status(ex.check_pairwise_precision_recall(None, np.array([0, 0]), np.array([1, 1]))) == "unanswered"
 
 
-def test_check_auc(status):
-    rng = np.random.default_rng(0)
-    d, s = rng.random(200), rng.random(200) < 0.5
-    d = np.round(d - 0.2 * s, 1)  # ties: the ROC takes diagonal steps, where rectangles and trapezoids differ
-    far, tar, _ = roc_curve(d, s)
-    area = auc(far, tar)
-    assert status(ex.check_auc(area, far, tar)) == "right"
-    assert "1 - AUC" in ex.check_auc(1 - area, far, tar).message
-    assert "trapezoids" in ex.check_auc(float(np.sum(np.diff(far) * tar[1:])), far, tar).message
+def eer_by_scan(d, same):
+    """The threshold among the pairs' own distances where FAR and FRR are closest, and their mean there."""
+    taus = np.sort(d)
+    far = np.array([np.mean(d[~same] <= tau) for tau in taus])
+    frr = np.array([np.mean(d[same] > tau) for tau in taus])
+    k = int(np.argmin(np.abs(far - frr)))
+    return (far[k] + frr[k]) / 2, taus[k]
+
+
+def test_check_eer(status):
+    assert status(ex.check_eer(eer_by_scan)) == "right"
+    assert status(ex.check_eer(eer)) == "right"  # tinyface's, which interpolates between ROC points
+
+
+def test_check_eer_rejects_the_usual_slips():
+    def at_best_accuracy(d, same):  # another operating point: FAR and FRR are not equal there
+        tau = best_threshold(d, same)
+        return (np.mean(d[~same] <= tau) + np.mean(d[same] > tau)) / 2, tau
+
+    def far_equals_tar(d, same):  # FRR taken as TAR
+        taus = np.sort(d)
+        far = np.array([np.mean(d[~same] <= tau) for tau in taus])
+        tar = np.array([np.mean(d[same] <= tau) for tau in taus])
+        k = int(np.argmin(np.abs(far - tar)))
+        return far[k], taus[k]
+
+    assert "1 - EER" in ex.check_eer(lambda d, s: (1 - eer(d, s)[0], eer(d, s)[1])).message
+    assert "(rate, tau)" in ex.check_eer(lambda d, s: eer(d, s)[::-1]).message
+    assert "where they are equal" in ex.check_eer(at_best_accuracy).message
+    assert "where they are equal" in ex.check_eer(far_equals_tar).message
+    assert "you gave the rate" in ex.check_eer(lambda d, s: (eer(d, s)[0] + 0.1, eer(d, s)[1])).message
+
+
+def kfold(d, same, folds):
+    accuracies = []
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        tau = best_threshold(d[~held_out], same[~held_out])
+        accuracies.append(np.mean((d[held_out] <= tau) == same[held_out]))
+    return np.array(accuracies)
+
+
+def test_check_kfold_accuracy(status):
+    assert status(ex.check_kfold_accuracy(kfold)) == "right"
+    library = ex.check_kfold_accuracy(lambda d, s, folds: kfold_accuracy(d, s, folds=folds).accuracies)
+    assert status(library) == "right"
+
+
+def test_check_kfold_accuracy_rejects_a_tau_that_saw_the_held_out_fold():
+    def on_all(d, same, folds):
+        tau = best_threshold(d, same)
+        return np.array([np.mean((d[folds == f] <= tau) == same[folds == f]) for f in np.unique(folds)])
+
+    def on_held_out(d, same, folds):
+        accuracies = []
+        for fold in np.unique(folds):
+            held_out = folds == fold
+            tau = best_threshold(d[held_out], same[held_out])
+            accuracies.append(np.mean((d[held_out] <= tau) == same[held_out]))
+        return np.array(accuracies)
+
+    assert "all the pairs" in ex.check_kfold_accuracy(on_all).message
+    assert "held-out fold itself" in ex.check_kfold_accuracy(on_held_out).message
+
+
+def test_check_kfold_accuracy_rejects_the_wrong_measure_and_shape():
+    def measured_on_training_folds(d, same, folds):
+        accuracies = []
+        for fold in np.unique(folds):
+            train = folds != fold
+            tau = best_threshold(d[train], same[train])
+            accuracies.append(np.mean((d[train] <= tau) == same[train]))
+        return np.array(accuracies)
+
+    def contiguous_folds(d, same, folds):  # its own folds, ignoring the ones given
+        return kfold(d, same, np.arange(len(d)) * len(np.unique(folds)) // len(d))
+
+    assert "measure it on the held-out fold" in ex.check_kfold_accuracy(measured_on_training_folds).message
+    assert "folds[m]" in ex.check_kfold_accuracy(contiguous_folds).message
+    assert "one accuracy per fold" in ex.check_kfold_accuracy(lambda d, s, f: kfold(d, s, f).mean()).message
 
 
 def test_check_threshold_at_far(status):

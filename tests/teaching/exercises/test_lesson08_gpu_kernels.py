@@ -18,8 +18,7 @@ except ImportError:  # pragma: no cover - numba-cuda missing
 
 def test_placeholders_are_not_answered_yet(status, unanswered):
     assert status(ex.check_pairwise_sqdist(unanswered)) == "unanswered"
-    assert status(ex.check_cuda_sqdist_kernel(None)) == "unanswered"
-    assert status(ex.check_cubic_memory(None, 1024)) == "unanswered"
+    assert status(ex.check_batch_hard_kernel(None)) == "unanswered"
 
 
 def test_check_pairwise_sqdist(status):
@@ -42,80 +41,125 @@ def test_check_pairwise_sqdist(status):
     assert status(ex.check_pairwise_sqdist(loops)) == "right"
 
 
-@pytest.mark.skipif(cuda is None or not cuda.is_available(), reason="no CUDA GPU and no Numba CUDA simulator")
-def test_check_cuda_sqdist_kernel(status):
-    @cuda.jit
-    def right(x, d):
-        j, i = cuda.grid(2)
-        if i < d.shape[0] and j < d.shape[1]:
-            total = 0.0
-            for k in range(x.shape[1]):
-                total += (x[i, k] - x[j, k]) ** 2
-            d[i, j] = total
+needs_cuda = pytest.mark.skipif(cuda is None or not cuda.is_available(),
+                                reason="no CUDA GPU and no Numba CUDA simulator")
+
+
+def batch_hard_kernel(strict=True, guarded=True):
+    """The kernel of the exercise, right by default; strict=False (>=, <=: the last index wins a tie) and
+    guarded=False are the usual mistakes."""
 
     @cuda.jit
-    def unguarded(x, d):
-        j, i = cuda.grid(2)
-        total = 0.0
-        for k in range(x.shape[1]):
-            total += (x[i, k] - x[j, k]) ** 2
-        d[i, j] = total
+    def kernel(d, labels, positives, negatives):
+        a = cuda.grid(1)
+        if guarded and a >= d.shape[0]:
+            return
+        best_p, best_n = -1.0, 1e300
+        for j in range(d.shape[1]):
+            if labels[j] == labels[a]:
+                if j != a and (d[a, j] > best_p or (not strict and d[a, j] == best_p)):
+                    best_p = d[a, j]
+                    positives[a] = j
+            elif d[a, j] < best_n or (not strict and d[a, j] == best_n):
+                best_n = d[a, j]
+                negatives[a] = j
+
+    return kernel
+
+
+@needs_cuda
+def test_check_batch_hard_kernel(status):
+    verdict = ex.check_batch_hard_kernel(batch_hard_kernel())
+    assert status(verdict) == "right", verdict
+
+
+@needs_cuda
+def test_check_batch_hard_kernel_rejects_an_unguarded_kernel_and_the_last_index_at_ties():
+    assert "guard" in ex.check_batch_hard_kernel(batch_hard_kernel(guarded=False)).message
+    assert "LOWEST index" in ex.check_batch_hard_kernel(batch_hard_kernel(strict=False)).message
+
+
+@needs_cuda
+def test_check_batch_hard_kernel_rejects_ties_lost_among_the_negatives_only():
+    @cuda.jit
+    def last_negative_at_a_tie(d, labels, positives, negatives):
+        a = cuda.grid(1)
+        if a < d.shape[0]:
+            best_p, best_n = -1.0, 1e300
+            for j in range(d.shape[1]):
+                if labels[j] == labels[a]:
+                    if j != a and d[a, j] > best_p:
+                        best_p = d[a, j]
+                        positives[a] = j
+                elif d[a, j] <= best_n:
+                    best_n = d[a, j]
+                    negatives[a] = j
+
+    verdict = ex.check_batch_hard_kernel(last_negative_at_a_tie)
+    assert "tie between negatives" in verdict.message
+
+
+@needs_cuda
+def test_check_batch_hard_kernel_rejects_the_wrong_picks():
+    @cuda.jit
+    def nearest_positive(d, labels, positives, negatives):
+        a = cuda.grid(1)
+        if a < d.shape[0]:
+            best_p, best_n = 1e300, 1e300
+            for j in range(d.shape[1]):
+                if labels[j] == labels[a]:
+                    if j != a and d[a, j] < best_p:
+                        best_p = d[a, j]
+                        positives[a] = j
+                elif d[a, j] < best_n:
+                    best_n = d[a, j]
+                    negatives[a] = j
 
     @cuda.jit
-    def diagonal_only(x, d):
-        j, i = cuda.grid(2)
-        if i < d.shape[0] and j < d.shape[1] and i == j:
-            d[i, j] = 0.0
+    def with_itself(d, labels, positives, negatives):  # d[a, a] = 0 is never the farthest: so take the nearest
+        a = cuda.grid(1)
+        if a < d.shape[0]:
+            best_p, best_n = 1e300, 1e300
+            for j in range(d.shape[1]):
+                if labels[j] == labels[a]:
+                    if d[a, j] < best_p:
+                        best_p = d[a, j]
+                        positives[a] = j
+                elif d[a, j] < best_n:
+                    best_n = d[a, j]
+                    negatives[a] = j
 
-    def plain(x, d):
+    @cuda.jit
+    def positives_only(d, labels, positives, negatives):
+        a = cuda.grid(1)
+        if a < d.shape[0]:
+            positives[a] = a
+
+    def plain(d, labels, positives, negatives):
         pass
 
-    verdict = ex.check_cuda_sqdist_kernel(right)
-    assert status(verdict) == "right", verdict
-    assert "guard" in ex.check_cuda_sqdist_kernel(unguarded).message
-    assert "never written" in ex.check_cuda_sqdist_kernel(diagonal_only).message
-    assert "@cuda.jit" in ex.check_cuda_sqdist_kernel(plain).message
-
-
-@pytest.mark.skipif(cuda is None or not cuda.is_available(), reason="no CUDA GPU and no Numba CUDA simulator")
-def test_check_cuda_sqdist_kernel_rejects_half_guards():
-    @cuda.jit
-    def rows_only(x, d):
-        j, i = cuda.grid(2)
-        if i < d.shape[0]:
-            d[i, j] = 0.0
-
-    @cuda.jit
-    def off_by_one(x, d):
-        j, i = cuda.grid(2)
-        if i <= d.shape[0] and j <= d.shape[1]:
-            d[i, j] = 0.0
-
-    assert "guard" in ex.check_cuda_sqdist_kernel(rows_only).message
-    assert "guard" in ex.check_cuda_sqdist_kernel(off_by_one).message
+    assert "FARTHEST" in ex.check_batch_hard_kernel(nearest_positive).message
+    assert "own positive" in ex.check_batch_hard_kernel(with_itself).message
+    assert "no answer" in ex.check_batch_hard_kernel(positives_only).message
+    assert "@cuda.jit" in ex.check_batch_hard_kernel(plain).message
 
 
 @pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1", reason="reaches into the simulator's arrays")
-def test_check_cuda_sqdist_kernel_rejects_stray_writes_that_raise_nothing():
+def test_check_batch_hard_kernel_rejects_stray_writes_that_raise_nothing():
+    from tinyface.mining import batch_hard_triplets
+
     class OnARealGPU:
-        """An unguarded kernel as a GPU runs it: no error, and the threads past the edge write into the memory
-        beyond d (here the padding the check puts around it), following d's strides."""
+        """An unguarded kernel as a GPU runs it: no error, and the threads past the last anchor write into the
+        memory beyond the outputs (here the padding the check puts after them)."""
 
         def __getitem__(self, launch):
             return self.run
 
-        def run(self, x, d):
-            host = d._ary  # the simulator's NumPy view of the padded array
-            grid = np.lib.stride_tricks.as_strided(host, shape=(16, 16), strides=host.strides)
-            rows = x._ary.shape[0]
-            grid[:rows, :rows] = [[np.sum((a - b) ** 2) for b in x._ary] for a in x._ary]
-            grid[rows:, :] = 0.0  # the stray threads
-            grid[:, rows:] = 0.0
+        def run(self, d, labels, positives, negatives):
+            _, p, n = batch_hard_triplets(d._ary, labels._ary).T
+            for out, values in ((positives._ary, p), (negatives._ary, n)):
+                padded = np.lib.stride_tricks.as_strided(out, shape=(16,), strides=out.strides)
+                padded[: len(values)] = values
+                padded[len(values) :] = 0  # the stray threads
 
-    assert "past its edge" in ex.check_cuda_sqdist_kernel(OnARealGPU()).message
-
-
-def test_check_cubic_memory(status):
-    assert status(ex.check_cubic_memory(4 * 1024**3, 1024)) == "right"
-    assert "4 bytes" in ex.check_cubic_memory(1024**3, 1024).message
-    assert "B x B" in ex.check_cubic_memory(4 * 1024**2, 1024).message
+    assert "past the end" in ex.check_batch_hard_kernel(OnARealGPU()).message

@@ -13,12 +13,14 @@ One module per lesson, imported by its notebook as `from tinyface.teaching.exerc
 as ex`; open verdict.py first, for the Verdict and the helpers every check reads answers with.
 
     verdict                     Verdict, and turning a function that raises on a wrong answer into a check
-    lesson01_similarity         check_squared_distance, check_far_frr, check_identify
+    lesson01_similarity         check_centred_distance, check_far_frr, check_identify
     lesson02_autograd           check_anchor_gradient, check_numerical_gradient, check_function
-    lesson03_cnn                check_conv_output_size, check_conv_parameter_count, check_max_pool
-    lesson04_siamese            check_contrastive_loss, check_balanced_pairs, check_push_distance
-    lesson05_triplet_loss       check_triplet_loss, check_collapsed_loss, check_triplet_gradients
-    lesson06_choosing_triplets  check_semihard_triplets, check_batch_hard, check_fraction_active
-    lesson07_measuring          check_auc, check_threshold_at_far, check_pairwise_precision_recall
-    lesson08_gpu_kernels        check_pairwise_sqdist, check_cuda_sqdist_kernel, check_cubic_memory
+    lesson03_cnn                check_im2col, check_conv_parameter_count, check_max_pool
+    lesson04_siamese            check_contrastive_gradient, check_balanced_pairs
+    lesson05_triplet_loss       check_collapse_training, check_triplet_gradients
+    lesson06_choosing_triplets  check_semihard_negatives, check_batch_hard, check_batch_hard_weights,
+                                check_fraction_active
+    lesson07_measuring          check_eer, check_kfold_accuracy, check_threshold_at_far,
+                                check_pairwise_precision_recall
+    lesson08_gpu_kernels        check_pairwise_sqdist, check_batch_hard_kernel
 """

@@ -9,27 +9,40 @@ import numpy as np
 from tinyface.teaching.exercises.verdict import _call, _check, _given, _number, _pair_of_numbers, _Wrong
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x)
+
+
 @_check
-def check_squared_distance(fn: Callable[[np.ndarray, np.ndarray], float]) -> str:
-    """fn(img1, img2): the squared L2 distance between the two images' pixel vectors, each flattened and
-    scaled to unit length (so the answer lies in [0, 4])."""
+def check_centred_distance(fn: Callable[[np.ndarray, np.ndarray], float]) -> str:
+    """fn(img1, img2): the squared L2 distance between the two images' pixel vectors, each flattened, its mean
+    subtracted, and scaled to unit length: d = ||c1/||c1|| - c2/||c2|| ||^2 with c = x - mean(x), in [0, 4]. It is
+    0 for img and a * img + b (a > 0, any b): blind to brightness and contrast."""
     rng = np.random.default_rng(1)
-    a, b = rng.integers(0, 256, (2, 1, 64, 64), dtype=np.uint8)
-    cases = [(a, b), (a, a), (b, a), (a, (a // 2).astype(np.uint8)), (a, 255 - a)]
+    a, b = rng.integers(0, 256, (2, 1, 16, 16)).astype(np.float64)
+    cases = [(a, b), (a, a + 40), (a, 0.5 * a + 60), (b, 2 * b - 30), (a, 255 - a), (b, a)]
     for x, y in cases:
-        u = x.reshape(-1).astype(np.float64)
-        v = y.reshape(-1).astype(np.float64)
-        unit_u, unit_v = u / np.linalg.norm(u), v / np.linalg.norm(v)
-        expected = float(np.sum((unit_u - unit_v) ** 2))
+        u, v = x.reshape(-1), y.reshape(-1)
+        expected = float(np.sum((_unit(u - u.mean()) - _unit(v - v.mean())) ** 2))
         got = _number(_call(fn, x.copy(), y.copy()), "d(img1, img2)")
-        if np.isclose(got, expected, rtol=1e-4, atol=1e-5):
+        if np.isclose(got, expected, rtol=1e-6, atol=1e-9):
             continue
-        if np.isclose(got, np.sqrt(expected), rtol=1e-4, atol=1e-5):
+        if np.isclose(got, float(np.sum((_unit(u) - _unit(v)) ** 2)), rtol=1e-6, atol=1e-9):
+            raise _Wrong("that is section 3's d: it is not 0 for img and img + 40. Subtract each image's own mean "
+                         "before scaling to unit length")
+        if np.isclose(got, np.sqrt(expected), rtol=1e-6, atol=1e-9):
             raise _Wrong("that is the distance, not its square: FaceNet's d is the squared L2 distance")
-        if np.isclose(got, np.sum((u - v) ** 2), rtol=1e-3) or got > 4 + 1e-6:
-            raise _Wrong("scale each pixel vector to unit length first (x / ||x||), so that d lies in [0, 4]")
+        if np.isclose(got, float(np.sum((_unit(u) - _unit(u).mean() - _unit(v) + _unit(v).mean()) ** 2)),
+                      rtol=1e-6, atol=1e-9):
+            raise _Wrong("subtract the mean first, then scale to unit length: the other way round the vectors are "
+                         "no longer of length 1")
+        standardised = float(np.sum(((u - u.mean()) / u.std() - (v - v.mean()) / v.std()) ** 2))
+        if np.isclose(got, standardised, rtol=1e-6, atol=1e-9) or got > 4 + 1e-9:
+            raise _Wrong("scale each centred vector to unit LENGTH (divide by its norm), not to unit standard "
+                         "deviation, so that d lies in [0, 4]")
         raise _Wrong(f"for one pair of test images the answer is {expected:.6f}, you gave {got:.6f}")
-    return "d(img1, img2) = ||x1/||x1|| - x2/||x2|| ||^2, 0 for identical images and at most 4"
+    return ("d = 2 - 2 r, with r the correlation of the two images' pixels: 0 for img and a * img + b, "
+            "4 for a negative")
 
 
 @_check
@@ -99,4 +112,4 @@ def check_identify(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, float], int
     raise _Wrong(f"expected label {right}, got {answer}: take the gallery face with the smallest distance")
 
 
-__all__ = ["check_far_frr", "check_identify", "check_squared_distance"]
+__all__ = ["check_centred_distance", "check_far_frr", "check_identify"]

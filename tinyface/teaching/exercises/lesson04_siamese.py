@@ -6,31 +6,62 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinyface.teaching.exercises.verdict import _call, _check, _given, _number, _Wrong
+from tinyface.teaching.exercises.verdict import _call, _check, _given, _Wrong
+
+
+def _autograd_gradient(x1: np.ndarray, x2: np.ndarray, same: bool, margin: float) -> np.ndarray:
+    """dL/dx1 of tinyface's contrastive loss for one pair, by backpropagation."""
+    from tinyface.losses import contrastive_loss
+    from tinyface.tensor import Tensor
+
+    left = Tensor(x1[None], requires_grad=True)
+    contrastive_loss(left, Tensor(x2[None]), np.array([same]), margin).backward()
+    return np.asarray(left.grad)[0]
 
 
 @_check
-def check_contrastive_loss(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, float], float]) -> str:
-    """fn(x1, x2, same, margin): the mean over pairs of d (same person) or max(margin - sqrt(d), 0)^2 (different
-    people), with d = ||x1 - x2||^2 per row: tinyface.losses.contrastive_loss in plain NumPy."""
+def check_contrastive_gradient(fn: Callable[[np.ndarray, np.ndarray, bool, float], np.ndarray]) -> str:
+    """fn(x1, x2, same, margin) for one pair of embeddings (D,): dL/dx1 of L = d (same person) or
+    max(margin - sqrt(d), 0)^2 (different people), d = ||x1 - x2||^2; zeros for identical embeddings (d = 0), as
+    tinyface's guarded square root gives. Compared with backpropagation through tinyface.losses.contrastive_loss."""
     rng = np.random.default_rng(40)
-    x1, x2 = rng.standard_normal((2, 12, 4)) * 0.4
-    same = np.arange(12) % 3 == 0
     margin = 1.0
-    d = np.sum((x1 - x2) ** 2, axis=1)
-    expected = float(np.mean(np.where(same, d, np.maximum(margin - np.sqrt(d), 0) ** 2)))
-    got = _number(_call(fn, x1.copy(), x2.copy(), same.copy(), margin), "the loss")
-    if np.isclose(got, expected, rtol=1e-6):
-        return f"L = {expected:.4f}: same pairs pulled together by d, different pairs pushed out to the margin"
-    if np.isclose(got, float(np.mean(np.where(~same, d, np.maximum(margin - np.sqrt(d), 0) ** 2))), rtol=1e-6):
-        raise _Wrong("same and different are swapped: a same-person pair costs d, a different pair the hinge")
-    if np.isclose(got, float(np.mean(np.where(same, d, np.maximum(margin - d, 0) ** 2))), rtol=1e-6):
-        raise _Wrong("the hinge uses the plain distance sqrt(d), not d: max(margin - sqrt(d), 0)^2")
-    if np.isclose(got, float(np.mean(np.where(same, d, np.maximum(margin - np.sqrt(d), 0)))), rtol=1e-6):
-        raise _Wrong("square the hinge: max(margin - sqrt(d), 0)^2")
-    if np.isclose(got, float(np.sum(np.where(same, d, np.maximum(margin - np.sqrt(d), 0) ** 2))), rtol=1e-6):
-        raise _Wrong("that is the sum over pairs; take the mean (as contrastive_loss does by default)")
-    raise _Wrong(f"expected {expected:.4f}, got {got:.4f}: d = sum((x1 - x2)**2, axis=1), one per pair")
+    x1 = rng.standard_normal(4) * 0.5
+    direction = rng.standard_normal(4)
+    direction /= np.linalg.norm(direction)
+    cases = [  # (x2, same, what)
+        (x1 + 0.6 * direction, True, "a same-person pair"),
+        (x1 + 1.7 * direction, True, "a same-person pair far apart"),
+        (x1 + 0.4 * direction, False, "a different-person pair inside the margin"),
+        (x1 + 0.8 * direction, False, "a different-person pair inside the margin"),
+        (x1 + 1.5 * direction, False, "a different-person pair beyond the margin"),
+        (x1.copy(), False, "a different-person pair with identical embeddings (d = 0)"),
+    ]
+    for x2, same, what in cases:
+        expected = _autograd_gradient(x1, x2, same, margin)
+        got = np.asarray(_given(_call(fn, x1.copy(), x2.copy(), same, margin)), dtype=np.float64)
+        if got.shape != (4,):
+            raise _Wrong(f"return dL/dx1, an array of shape {x1.shape} like x1, got shape {got.shape}")
+        if np.allclose(got, expected, atol=1e-9):
+            continue
+        diff = x1 - x2
+        distance = np.linalg.norm(diff)
+        if not np.all(np.isfinite(got)):
+            raise _Wrong(f"for {what} your gradient is {got}: at d = 0 the square root's derivative is infinite; "
+                         "return zeros there, as tinyface's guard does")
+        if np.allclose(got, -expected, atol=1e-9):
+            raise _Wrong(f"for {what} the sign is wrong (or that is dL/dx2 = -dL/dx1)")
+        if same and np.allclose(got, expected / 2, atol=1e-9):
+            raise _Wrong("the derivative of ||x1 - x2||^2 with respect to x1 is 2 (x1 - x2)")
+        if not same and distance >= margin:
+            raise _Wrong(f"for {what} (sqrt(d) >= margin) the loss is 0 and flat: the gradient is 0")
+        if not same and np.allclose(got, -2 * (margin - distance) * diff, atol=1e-9):
+            raise _Wrong("the chain rule through the square root is missing: d sqrt(d) / dx1 = (x1 - x2) / sqrt(d)")
+        if not same and np.allclose(got, -4 * max(margin - distance**2, 0) * diff, atol=1e-9):
+            raise _Wrong("the hinge uses the plain distance sqrt(d), not d: max(margin - sqrt(d), 0)^2")
+        raise _Wrong(f"for {what} backpropagation gives {np.round(expected, 4)}, you gave {np.round(got, 4)}")
+    return ("2 (x1 - x2) for a same pair; -2 (m - sqrt d) (x1 - x2) / sqrt d for a different pair inside the "
+            "margin, 0 beyond it: a different pair far enough apart stops talking")
 
 
 @_check
@@ -62,18 +93,4 @@ def check_balanced_pairs(fn: Callable[[np.ndarray, int, np.random.Generator], tu
     return "n same-person pairs and n different-person pairs: a balanced diet for a Siamese network"
 
 
-@_check
-def check_push_distance(answer: float, margin: float) -> str:
-    """answer: the squared distance d = ||f(x1) - f(x2)||^2 beyond which a different-person pair costs nothing."""
-    got = _number(answer, "d")
-    if np.isclose(got, margin**2):
-        return f"d >= margin^2 = {margin**2:g}: the margin is a plain distance, sqrt(d) >= {margin:g}"
-    if np.isclose(got, margin):
-        raise _Wrong("the hinge is max(margin - sqrt(d), 0): it vanishes when sqrt(d) reaches the margin; "
-                     "what is d then?")
-    if np.isclose(got, 0):
-        raise _Wrong("at d = 0 a different pair costs the most, margin^2; find where the hinge reaches 0")
-    raise _Wrong("solve margin - sqrt(d) = 0 for d")
-
-
-__all__ = ["check_balanced_pairs", "check_contrastive_loss", "check_push_distance"]
+__all__ = ["check_balanced_pairs", "check_contrastive_gradient"]

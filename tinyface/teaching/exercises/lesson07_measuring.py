@@ -2,26 +2,102 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from tinyface.teaching.exercises.verdict import _check, _number, _pair_of_numbers, _Wrong
+from tinyface.teaching.exercises.verdict import _call, _check, _given, _number, _pair_of_numbers, _Wrong
+
+
+def _scored_pairs(seed: int, n_same: int, n_different: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of n_same same and n_different different pairs, shuffled, without ties."""
+    rng = np.random.default_rng(seed)
+    d = np.concatenate([rng.normal(0.8, 0.25, n_same), rng.normal(1.3, 0.3, n_different)])
+    same = np.arange(len(d)) < n_same
+    order = rng.permutation(len(d))
+    return d[order], same[order]
+
+
+def _rates(d: np.ndarray, same: np.ndarray, tau: float) -> tuple[float, float]:
+    return float(np.mean(d[~same] <= tau)), float(np.mean(d[same] > tau))
 
 
 @_check
-def check_auc(answer: float, far: np.ndarray, tar: np.ndarray) -> str:
-    """answer: the area under the ROC curve (tar against far) by the trapezoid rule."""
-    got = _number(answer, "AUC")
-    far, tar = np.asarray(far, dtype=np.float64), np.asarray(tar, dtype=np.float64)
-    expected = float(np.sum(np.diff(far) * (tar[1:] + tar[:-1]) / 2))
-    if np.isclose(got, expected, atol=1e-9):
-        return f"AUC = {expected:.4f}: the chance that a random same pair is closer than a random different pair"
-    if np.isclose(got, 1 - expected, atol=1e-9):
-        raise _Wrong("that is 1 - AUC: integrate TAR (the y axis) over FAR (the x axis)")
-    if np.isclose(got, float(np.sum(np.diff(far) * tar[1:])), atol=1e-9) or np.isclose(
-        got, float(np.sum(np.diff(far) * tar[:-1])), atol=1e-9
-    ):
-        raise _Wrong("rectangles, not trapezoids: average the two heights, (tar[i] + tar[i+1]) / 2")
-    raise _Wrong(f"expected about {expected:.3f}: sum over steps of width (far[i+1] - far[i]) x mean height")
+def check_eer(fn: Callable[[np.ndarray, np.ndarray], tuple[float, float]]) -> str:
+    """fn(d, same) -> (rate, tau): the equal error rate and a threshold where FAR = FRR (accept d <= tau).
+
+    On finitely many pairs FAR and FRR move in steps and rarely meet exactly: the answer is right when FAR and
+    FRR at tau are as close as any threshold brings them, give or take one step (a step is one pair, 1/#same or
+    1/#different), and the rate is as close to tinyface's eer (which interpolates between the two ROC points
+    around the crossing)."""
+    from tinyface.eval import eer
+
+    for seed, n_same, n_different in ((70, 300, 300), (71, 100, 400), (72, 450, 150)):
+        d, same = _scored_pairs(seed, n_same, n_different)
+        rate_ref, _ = eer(d, same)
+        closest = min(abs(np.subtract(*_rates(d, same, t))) for t in np.concatenate([[-np.inf], np.unique(d)]))
+        tolerance = closest + max(1 / n_same, 1 / n_different)
+        rate, tau = _pair_of_numbers(_call(fn, d.copy(), same.copy()), "rate, tau")
+        far, frr = _rates(d, same, tau)
+        if abs(far - frr) <= tolerance and abs(rate - rate_ref) <= tolerance:
+            continue
+        if abs(rate - (1 - rate_ref)) <= tolerance:
+            raise _Wrong("that is 1 - EER: the EER is an error rate, FAR (= FRR) at the crossing")
+        if abs(np.subtract(*_rates(d, same, rate))) <= tolerance and abs(tau - rate_ref) <= tolerance:
+            raise _Wrong("return (rate, tau), in that order")
+        if abs(far - frr) > tolerance:
+            raise _Wrong(f"at your tau = {tau:.4f}, FAR = {far:.3f} and FRR = {frr:.3f}: the EER's tau is where they "
+                         "are equal (FAR = different pairs with d <= tau, FRR = same pairs with d > tau)")
+        raise _Wrong(f"at your tau FAR and FRR are both about {(far + frr) / 2:.3f}, but you gave the rate {rate:.3f}")
+    return "FAR = FRR at tau: one balanced operating point of the ROC curve"
+
+
+def _kfold(d: np.ndarray, same: np.ndarray, folds: np.ndarray, choose_on: str, measure_on: str) -> np.ndarray:
+    """Per fold: tau = best_threshold on the pairs named by choose_on, the accuracy on those named by measure_on,
+    each "other" (the other folds), "held out" (this fold) or "all". ("other", "held out") is LFW's protocol."""
+    from tinyface.eval import best_threshold
+
+    result = []
+    for fold in np.unique(folds):
+        parts = {"held out": folds == fold, "other": folds != fold, "all": np.ones_like(same)}
+        chosen, measured = parts[choose_on], parts[measure_on]
+        tau = best_threshold(d[chosen], same[chosen])
+        result.append(np.mean((d[measured] <= tau) == same[measured]))
+    return np.array(result)
+
+
+@_check
+def check_kfold_accuracy(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> str:
+    """fn(d, same, folds) -> one accuracy per fold, in the order of np.unique(folds): for each fold, tau =
+    best_threshold on the pairs of the OTHER folds, then the accuracy of "same iff d <= tau" on this fold's pairs."""
+    from tinyface.eval import kfold_accuracy, stratified_folds
+
+    mistakes = [
+        (("all", "held out"), "tau was chosen on all the pairs, the held-out fold's included: choose it on the "
+                              "other folds only, or the result is optimistic"),
+        (("held out", "held out"), "tau was chosen on the held-out fold itself: choose it on the other folds"),
+        (("other", "other"), "the accuracy is measured on the folds tau was chosen on: measure it on the held-out "
+                             "fold"),
+    ]
+    for seed, n_folds in ((73, 10), (74, 4)):
+        d, same = _scored_pairs(seed, 200, 200)
+        folds = np.random.default_rng(seed).permutation(np.arange(len(d)) % n_folds)  # not contiguous runs
+        expected = kfold_accuracy(d, same, folds=folds).accuracies
+        answer = np.asarray(_given(_call(fn, d.copy(), same.copy(), folds.copy())), dtype=np.float64)
+        if answer.shape != (n_folds,):
+            raise _Wrong(f"return one accuracy per fold, an array of shape ({n_folds},) for {n_folds} folds; got "
+                         f"shape {answer.shape}")
+        if np.allclose(answer, expected, atol=1e-9):
+            continue
+        for (choose_on, measure_on), hint in mistakes:
+            if np.allclose(answer, _kfold(d, same, folds, choose_on, measure_on), atol=1e-9):
+                raise _Wrong(hint)
+        for own_folds in (np.arange(len(d)) * n_folds // len(d), stratified_folds(same, n_folds)):
+            if np.allclose(answer, _kfold(d, same, own_folds, "other", "held out"), atol=1e-9):
+                raise _Wrong("those are folds of your own making: pair m belongs to fold folds[m]")
+        fold = int(np.argmax(~np.isclose(answer, expected, atol=1e-9)))
+        raise _Wrong(f"fold {fold}: expected accuracy {expected[fold]:.4f}, got {answer[fold]:.4f}")
+    return "tau chosen without the fold it is tested on: the mean of these is LFW's reported accuracy"
 
 
 @_check
@@ -70,4 +146,4 @@ def check_pairwise_precision_recall(answer: tuple[float, float], clusters: np.nd
     raise _Wrong(f"expected about ({expected[0]:.3f}, {expected[1]:.3f}); count pairs i < j")
 
 
-__all__ = ["check_auc", "check_pairwise_precision_recall", "check_threshold_at_far"]
+__all__ = ["check_eer", "check_kfold_accuracy", "check_pairwise_precision_recall", "check_threshold_at_far"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyface.teaching.exercises.verdict import _array, _call, _check, _given, _number, _Wrong
+from tinyface.teaching.exercises.verdict import _array, _call, _check, _given, _Wrong
 
 
 @_check
@@ -33,69 +33,66 @@ def check_pairwise_sqdist(fn: Callable[[np.ndarray], np.ndarray]) -> str:
 
 
 @_check
-def check_cuda_sqdist_kernel(kernel: Any, threads: int = 8) -> str:
-    """kernel: a @cuda.jit function kernel(x, d) in which the thread at cuda.grid(2) = (j, i) writes d[i, j] (squared
-    distance of rows i and j, 0 on the diagonal); launched on a grid larger than B x B, so it must guard.
+def check_batch_hard_kernel(kernel: Any, threads: int = 8) -> str:
+    """kernel: a @cuda.jit function kernel(d, labels, positives, negatives), one thread per anchor
+    (a = cuda.grid(1)), that walks row a of d and writes positives[a], the index of a's farthest positive (same
+    label, not a itself), and negatives[a], its nearest negative (the lowest index at a tie, as the contract asks).
+    Launched on a grid larger than B, so it must guard.
 
-    A real GPU does not check bounds: an unguarded thread silently writes past the edge of d. So x and d are views
-    of larger arrays filled with a sentinel, and the check fails if anything outside the B x B region was written
-    (the simulator raises IndexError instead; that is reported the same way)."""
+    A real GPU does not check bounds: an unguarded thread silently reads and writes past the edge. So every array
+    is a view of a larger one, the outputs filled with a sentinel, and the check fails if anything outside the B
+    entries was written (the simulator raises IndexError instead; that is reported the same way)."""
     import math
 
     from numba import cuda
 
-    from tinyface.kernels import numpy_ref
+    from tinyface.mining import batch_hard_triplets
 
     _given(kernel)
     if not hasattr(kernel, "__getitem__"):
         raise _Wrong("decorate the function with @cuda.jit, so that it can be launched as kernel[blocks, threads]")
-    b, sentinel = 11, -1.0  # a distance is never negative
-    x = np.random.default_rng(81).standard_normal((b, 4))
-    blocks = (math.ceil(b / threads), math.ceil(b / threads))
-    size = blocks[0] * threads  # the grid's extent along each axis: every thread lands inside the padded arrays
-    x_padded = np.zeros((size, 4))
-    x_padded[:b] = x
-    x_device = cuda.to_device(x_padded)
-    d_device = cuda.to_device(np.full((size, size), sentinel))
-    guard = "guard with `if i < d.shape[0] and j < d.shape[1]:`"
+    rng = np.random.default_rng(82)
+    b, sentinel = 11, -1  # never an index
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 3])
+    d = rng.integers(1, 6, (b, b)).astype(np.float64)  # small integers: ties between candidates
+    d = np.triu(d, 1) + np.triu(d, 1).T
+    blocks = math.ceil(b / threads)
+    size = blocks * threads  # the grid's extent: every thread lands inside the padded arrays
+    d_padded, labels_padded = np.zeros((size, size)), np.full(size, 99)
+    d_padded[:b, :b], labels_padded[:b] = d, labels
+    d_device, labels_device = cuda.to_device(d_padded), cuda.to_device(labels_padded)
+    positives, negatives = cuda.to_device(np.full(size, sentinel)), cuda.to_device(np.full(size, sentinel))
+    guard = "guard with `if a < d.shape[0]:`"
     try:
-        _call(lambda: kernel[blocks, (threads, threads)](x_device[:b], d_device[:b, :b]))
+        _call(lambda: kernel[blocks, threads](d_device[:b, :b], labels_device[:b], positives[:b], negatives[:b]))
     except _Wrong as wrong:
         if "IndexError" in str(wrong) or "out of bounds" in str(wrong):
-            raise _Wrong(f"the grid is larger than B x B: {guard} ({wrong})") from None
+            raise _Wrong(f"the grid is larger than B: {guard} ({wrong})") from None
         raise
-    padded = d_device.copy_to_host()
-    outside = padded != sentinel
-    outside[:b, :b] = False
-    if outside.any():
-        raise _Wrong(f"threads outside the B x B matrix wrote {int(outside.sum())} entries past its edge (a GPU "
-                     f"does not stop them: they overwrite other memory): {guard}")
-    got = padded[:b, :b]
-    expected = numpy_ref.pairwise_sqdist(x)
-    if np.any(got == sentinel):
-        raise _Wrong("some entries were never written: each thread (i, j) writes d[i, j]")
-    if np.allclose(got, expected.T, atol=1e-9) and not np.allclose(got, expected, atol=1e-9):
-        raise _Wrong("rows and columns are swapped")
-    if not np.allclose(got, expected, atol=1e-9):
-        raise _Wrong(f"largest difference from the reference: {np.max(np.abs(got - expected)):.3g}")
-    return "one thread per entry of d, guarded at the edges: the shape of every kernel in numba_cuda.py"
+    got_p, got_n = positives.copy_to_host(), negatives.copy_to_host()
+    if np.any(got_p[b:] != sentinel) or np.any(got_n[b:] != sentinel):
+        raise _Wrong(f"threads past the last anchor wrote past the end of the outputs (a GPU does not stop them: "
+                     f"they overwrite other memory): {guard}")
+    got_p, got_n = got_p[:b], got_n[:b]
+    if np.any(got_p == sentinel) or np.any(got_n == sentinel):
+        raise _Wrong("some anchors got no answer: each thread a writes positives[a] and negatives[a]")
+    _, expected_p, expected_n = batch_hard_triplets(d, labels).T
+    anchors = np.arange(b)
+    if np.any(got_p == anchors):
+        raise _Wrong("an anchor was chosen as its own positive: skip j == a")
+    if np.any(labels[got_p] != labels) or np.any(labels[got_n] == labels):
+        raise _Wrong("a positive must share the anchor's label, a negative must not")
+    same = labels[:, None] == labels[None, :]
+    hardest = {"positive": (got_p, expected_p, np.where(same & ~np.eye(b, dtype=bool), d, -np.inf).max(axis=1), ">"),
+               "negative": (got_n, expected_n, np.where(~same, d, np.inf).min(axis=1), "<")}
+    for what, (got, expected, extreme, compare) in hardest.items():
+        if np.array_equal(got, expected):
+            continue
+        if np.array_equal(d[anchors, got], extreme):
+            raise _Wrong(f"at a tie between {what}s take the LOWEST index: scan j upwards and replace the best only "
+                         f"when d[a, j] {compare} best (strictly)")
+        raise _Wrong(f"the {what}s differ: the hardest positive is the FARTHEST, the hardest negative the NEAREST")
+    return "one thread per anchor walking its row of d, guarded at the edge: how numba_cuda.py selects"
 
 
-@_check
-def check_cubic_memory(answer: float, batch: int) -> str:
-    """answer: bytes taken by a float32 tensor of shape (B, B, B) (every d_ap - d_an of a batch) for B = batch."""
-    got = _number(answer, "bytes")
-    expected = 4 * batch**3
-    if np.isclose(got, expected):
-        return (f"4 B^3 = {expected / 2**30:.2f} GiB, against {4 * batch**2 / 2**20:.0f} MiB for the B x B "
-                "distances: why the kernels never build it")
-    if np.isclose(got, batch**3):
-        raise _Wrong("that counts entries; a float32 takes 4 bytes each")
-    if np.isclose(got, 4 * batch**2) or np.isclose(got, batch**2):
-        raise _Wrong("that is the B x B distance matrix; the triplet tensor has a third axis")
-    if np.isclose(got, 8 * batch**3):
-        raise _Wrong("that is float64; float32 takes 4 bytes")
-    raise _Wrong("count B x B x B entries of 4 bytes")
-
-
-__all__ = ["check_cubic_memory", "check_cuda_sqdist_kernel", "check_pairwise_sqdist"]
+__all__ = ["check_batch_hard_kernel", "check_pairwise_sqdist"]
