@@ -1,6 +1,6 @@
 """tinyface: FaceNet-style face recognition from scratch, to be read, run and taught."""
 
-import tinyface.runtime  # noqa: F401, I001 - first of all: thread policies must be set before NumPy loads
+import tinyface.runtime  # noqa: F401, I001 - first of all: idle threads sleep, whatever came first (runtime.py)
 
 from tinyface import kernels, losses, mining, nn, ops
 from tinyface.nn import optim

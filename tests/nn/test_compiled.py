@@ -83,3 +83,39 @@ def test_max_pool_window_larger_than_256_cells():
     t = Tensor(x, requires_grad=True)
     F.max_pool2d(t, 17).sum().backward()
     assert t.grad[0, 0, 16, 16] == 1 and t.grad.sum() == 1
+
+
+@st.composite
+def conv_shapes(draw):
+    """Images, filters, stride and padding of a convolution whose output is at least 1 x 1."""
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h = draw(st.integers(max(1, kh - 2 * padding[0]), 6))
+    w = draw(st.integers(max(1, kw - 2 * padding[1]), 6))
+    n, c, o = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    return (n, c, h, w), (o, c, kh, kw), stride, padding
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_shapes(), st.integers(0, 2**31 - 1))
+def test_convolution_col2im_matches_reference(shapes, seed):
+    x_shape, w_shape, stride, padding = shapes
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)
+    compiled, reference = both_paths(lambda: forward_backward(
+        lambda t, k: F.conv2d(t, k, stride=stride, padding=padding), x, w))
+    for a, b in zip(compiled, reference, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_loops_take_any_memory_layout():
+    """Images laid out image-major (as a user passes them) or channel-major (as the convolutions make them)
+    give the same numbers."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 6, 6)).astype(np.float32)
+    channel_major = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    for op in (lambda t: F.max_pool2d(t, 2), lambda t: F.batch_norm(t, None, None, training=True)):
+        a, b = forward_backward(op, x), forward_backward(op, channel_major)
+        for u, v in zip(a, b, strict=True):
+            np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-6)
