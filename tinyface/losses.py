@@ -1,4 +1,5 @@
-"""Losses for face embeddings: FaceNet's triplet loss and its in-batch variants, contrastive, softmax.
+"""Losses for face embeddings: FaceNet's triplet loss and its in-batch variants, contrastive, softmax; and the
+losses that train a new model compatible with an old one (FaceNet's harmonic triplet loss, BCT's influence loss).
 
 Distances are squared L2, as in the paper: d(a, b) = ||f(a) - f(b)||^2. The in-batch triplet losses run a fused
 kernel (tinyface.kernels) that returns the loss and its gradient with respect to the embeddings at once, in
@@ -119,6 +120,46 @@ def cross_entropy(logits: Tensor, labels: Any, reduction: Reduction = "mean") ->
     return _reduce(ops.logsumexp(logits, axis=1) - picked, reduction)
 
 
+def center_loss(embeddings: Tensor, labels: Any, centers: Any, reduction: Reduction = "mean") -> Tensor:
+    """Center loss (Wen, Zhang, Li and Qiao, ECCV 2016), added to softmax to pull each class together:
+
+        L_i = 1/2 ||x_i - c_(y_i)||^2,     dL_i/dx_i = x_i - c_(y_i)
+
+    centers (C, D): one point per class, a constant here (no gradient flows to it); move it after each step with
+    update_centers, as the paper does, rather than with the optimiser."""
+    x = _embeddings(embeddings, "embeddings")
+    xp = array_module(x.data)
+    centers = xp.asarray(centers.data if isinstance(centers, Tensor) else centers)
+    if x.ndim != 2 or centers.ndim != 2 or centers.shape[1] != x.shape[1]:
+        raise ValueError(f"embeddings (N, D) and centers (C, D) must share D, got {x.shape} and {centers.shape}")
+    labels = _labels(labels, x.shape[0])
+    if labels.size and (labels.min() < 0 or labels.max() >= centers.shape[0]):
+        raise ValueError(f"labels must index the {centers.shape[0]} centers, got values in "
+                         f"[{labels.min()}, {labels.max()}]")
+    own = centers[xp.asarray(labels)].astype(x.dtype)
+    return _reduce(0.5 * ((x - own) ** 2).sum(axis=1), reduction)
+
+
+def update_centers(centers: Any, embeddings: Any, labels: Any, rate: float = 0.5) -> Any:
+    """Wen et al.'s update of the class centers after a step (their eq. 4), for the classes in the batch:
+
+        delta_j = sum_(i: y_i = j) (c_j - x_i) / (1 + n_j),    c_j <- c_j - rate * delta_j
+
+    (n_j: the batch's examples of class j; the 1 keeps a class seen once from jumping onto its example).
+    Returns the new centers; classes absent from the batch keep theirs."""
+    if not 0 < rate <= 1:
+        raise ValueError(f"the center update rate must be in (0, 1], got {rate}")
+    x = embeddings.data if isinstance(embeddings, Tensor) else embeddings
+    xp = array_module(x)
+    centers = xp.array(centers, copy=True)
+    labels = xp.asarray(_labels(labels, x.shape[0]))
+    counts = xp.bincount(labels, minlength=centers.shape[0]).astype(centers.dtype)
+    sums = xp.zeros_like(centers)
+    xp.add.at(sums, labels, x.astype(centers.dtype))
+    delta = (counts[:, None] * centers - sums) / (1 + counts[:, None])
+    return centers - rate * delta
+
+
 # -- in-batch triplet losses (fused kernels) -----------------------------------------------------------------
 def batch_all_triplet_loss(
     embeddings: Tensor, labels: Any, margin: float = 0.2, backend: str | None = None
@@ -159,6 +200,70 @@ def semihard_triplet_loss(
     x, labels = _check_batch(embeddings, labels)
     loss, grad_x, _ = kernels.semihard_triplet(x.data, labels, _margin(margin), fallback, backend=backend)
     return KernelLoss.apply(x, loss=loss, grad_x=grad_x)
+
+
+# -- compatible versions: a new model whose embeddings can be compared with an old model's ------------------
+HARMONIC_SELECTIONS = ("semihard", "batch-hard", "batch-all")
+
+
+def version_union(new: Tensor, old: Any, labels: Any) -> tuple[Tensor, Any]:
+    """One batch of both versions' embeddings of the same B images: rows [old; new] (2B, D) and the labels twice
+    (2B,). Row r < B is the old model's embedding of image r, row B + r the new model's; the two embeddings of one
+    image are positives of each other. The old rows enter the graph as constants (the old model is fixed), so they
+    are the rows that never receive a gradient: a kernel sees one (2B, D) batch, and the gradient it returns for
+    those rows is dropped by the concatenation's backward."""
+    new = _embeddings(new, "new")
+    old = _embeddings(old, "old").data
+    if new.ndim != 2 or old.shape != new.shape:
+        raise ValueError(f"old and new must be embeddings (B, D) of the same images, got {old.shape} and {new.shape}")
+    labels = _labels(labels, new.shape[0])
+    xp = array_module(new.data)
+    return ops.concatenate([old, new], axis=0), xp.concatenate([labels, labels])
+
+
+def harmonic_triplet_loss(
+    new: Tensor, old: Any, labels: Any, margin: float | Literal["soft"] = 0.2, selection: str = "semihard",
+    fallback: Fallback = "easiest", backend: str | None = None,
+) -> Tensor:
+    """FaceNet's harmonic triplet loss (Schroff et al. 2015, appendix, figure 9): the new model's embeddings
+    new (B, D) of a batch are pooled with the fixed old model's embeddings old (B, D) of the same images
+    (version_union), and the in-batch triplet loss `selection` runs on the pool of 2B rows:
+
+        semihard    every anchor-positive pair (a, p) of the pool, a != p, with the nearest negative of the pool
+                    farther than p (semihard_triplet_loss): an anchor of one version meets positives and
+                    negatives of both, and the negatives are chosen among the embeddings of both versions
+        batch-hard  per anchor of the pool its farthest positive and nearest negative of the pool
+        batch-all   every valid triplet of the pool
+
+    Only `new` receives a gradient. Triplets of three old rows are constants: they count in the mean (the
+    kernels' rule), so they scale the gradient by the fraction of triplets that hold a new row."""
+    if selection not in HARMONIC_SELECTIONS:
+        raise ValueError(f"selection must be one of {HARMONIC_SELECTIONS} (the in-batch triplet losses), "
+                         f"got {selection!r}")
+    union, union_labels = version_union(new, old, labels)
+    if selection == "semihard":
+        return semihard_triplet_loss(union, union_labels, margin, fallback, backend)
+    if selection == "batch-hard":
+        return batch_hard_triplet_loss(union, union_labels, margin, backend)
+    return batch_all_triplet_loss(union, union_labels, margin, backend)[0]
+
+
+def influence_loss(embeddings: Tensor, old_weight: Any, old_bias: Any, labels: Any) -> Tensor:
+    """Backward-Compatible Training's influence loss (Shen, Xiong, Xia and Soatto, CVPR 2020): the new model's
+    embeddings (N, D), before normalisation as a softmax head sees them, classified by the old model's frozen
+    classifier, W_old (C, D) and b_old (C,) constants:
+
+        L = mean_i cross_entropy(e_i W_old^T + b_old, labels_i)
+
+    labels index the old classifier's C classes (the old model's training people)."""
+    embeddings = _embeddings(embeddings, "embeddings")
+    xp = array_module(embeddings.data)
+    weight, bias = xp.asarray(old_weight, dtype=embeddings.dtype), xp.asarray(old_bias, dtype=embeddings.dtype)
+    if embeddings.ndim != 2 or weight.ndim != 2 or weight.shape[1] != embeddings.shape[1] or bias.shape != (
+            weight.shape[0],):
+        raise ValueError(f"the old classifier (weight {weight.shape}, bias {bias.shape}) does not fit embeddings "
+                         f"{embeddings.shape}: expected weight (C, {embeddings.shape[-1]}) and bias (C,)")
+    return cross_entropy(embeddings @ Tensor(weight.T) + Tensor(bias), labels)
 
 
 # -- checks at the boundary ----------------------------------------------------------------------------------

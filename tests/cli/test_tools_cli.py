@@ -3,12 +3,14 @@ collapse demo, and validate's open-set rate and figures; each on real Olivetti f
 a tiny run trained once for the session; clear errors, nothing half-written."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
 from cli_helpers import fails, run
 from PIL import Image
 
+from tinyface.face.align import face_detector
 from tinyface.face.embedder import load_embeddings
 from tinyface.face.gallery import Gallery
 from tinyface.training.runs import train_run
@@ -183,8 +185,12 @@ def test_align_errors(olivetti, tmp_path, capsys, monkeypatch):
     (tmp_path / "missing.csv").write_text("faces/s00/9.png,24,26,40,26,32,36,26,46,38,46\n")
     fails(["align", tmp_path / "missing.csv", "-o", tmp_path / "out"], capsys, "does not exist")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))  # nothing half-written
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "cv2" else object())
-    fails(["align", "--detect", tmp_path / "faces", "-o", tmp_path / "out"], capsys, "needs OpenCV")
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError, as without OpenCV
+    face_detector.cache_clear()
+    try:
+        fails(["align", "--detect", tmp_path / "faces", "-o", tmp_path / "out"], capsys, "needs OpenCV")
+    finally:
+        face_detector.cache_clear()
 
 
 def test_validate_reports_open_set_identification_and_draws_figures(run_dir, tmp_path, capsys):

@@ -515,3 +515,74 @@ def test_decode_images_says_why_each_unreadable_file_failed(tmp_path):
     images, problems = decode_images([tmp_path / "good.png", tmp_path / "broken.jpg", tmp_path / "gone.png"], 4)
     assert images.shape == (3, 1, 4, 4) and images[0].min() == 200 and images[1:].max() == 0
     assert problems[0] is None and problems[1].startswith("UnidentifiedImageError") and problems[2] == "no such file"
+
+
+# ---------------------------------------------------------------- untrusted images and files
+
+
+def test_images_are_decoded_as_a_viewer_shows_them(tmp_path):
+    from PIL import ImageOps  # noqa: F401 - the orientation tags are Pillow's
+
+    stored = np.zeros((32, 32), np.uint8)
+    stored[:8, :8] = 255  # a white corner, top left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(stored).save(tmp_path / "turned.png", exif=exif)
+    np.testing.assert_array_equal(decode_image(tmp_path / "turned.png", 32)[0], np.rot90(stored, -1))
+    np.testing.assert_array_equal(folders.read_photo(tmp_path / "turned.png"), np.rot90(stored, -1))
+
+    deep = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "16-bit.png")
+    np.testing.assert_allclose(decode_image(tmp_path / "16-bit.png", 32)[0], deep / 257, atol=1)
+
+    Image.fromarray(np.zeros((16, 16, 4), np.uint8)).save(tmp_path / "transparent.png")  # black, all transparent
+    palette = Image.new("P", (16, 16), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0])
+    palette.save(tmp_path / "palette.png", transparency=0)
+    for name in ("transparent.png", "palette.png"):
+        assert np.all(decode_image(tmp_path / name, 16, grayscale=False) == 255), name  # over white, as shown
+
+    Image.new("RGB", (16, 16), (200, 100, 50)).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    np.testing.assert_allclose(decode_image(tmp_path / "cmyk.jpg", 16, grayscale=False)[:, 8, 8], (200, 100, 50),
+                               atol=4)
+
+
+def test_large_images_are_decoded_within_a_pixel_budget(tmp_path, monkeypatch):
+    side = 256
+    rng = np.random.default_rng(0)
+    smooth = rng.random((8, 8, 3)).repeat(side // 8, 0).repeat(side // 8, 1)
+    paths = []
+    for k in range(6):
+        paths.append(tmp_path / f"{k}.jpg")
+        Image.fromarray((smooth * 255).astype(np.uint8)).save(paths[-1], quality=95)
+    full = decode_images(paths, 16, grayscale=False)[0]
+
+    decoding, seen, lock = [0], [], threading.Lock()
+    real_as_shown = folders.as_shown
+
+    def watched(image):
+        with lock:
+            decoding[0] += 1
+            seen.append((decoding[0], image.size))
+        time.sleep(0.02)
+        try:
+            return real_as_shown(image)
+        finally:
+            with lock:
+                decoding[0] -= 1
+
+    monkeypatch.setattr(folders, "as_shown", watched)
+    monkeypatch.setattr(folders, "_DECODING", folders._PixelBudget(32 * 32 * 3 // 2))  # room for one at a time
+    monkeypatch.setattr(folders, "LARGE_IMAGE_PIXELS", 1000)  # every one of these JPEGs is "large"
+    reduced = decode_images(paths, 16, grayscale=False, workers=6)[0]
+    assert max(count for count, _ in seen) == 1  # one image decoding at a time
+    assert {size for _, size in seen} == {(32, 32)}  # decoded at 1/8 scale, still twice the 16 px kept
+    assert np.abs(reduced.astype(int) - full).mean() < 3
+
+
+def test_a_compressed_mat_element_that_inflates_too_far_is_refused():
+    bomb = mat_file({"faces": (6, 2, np.zeros((4096, 4096), np.uint8))}, compress=True)  # 16 MB in 16 KB
+    assert len(bomb) < 2**16
+    with pytest.raises(MatFileError, match="inflates to more than"):
+        parse_mat(bomb, "x.mat", max_bytes=2**20)
+    assert parse_mat(bomb, "x.mat")["faces"].shape == (4096, 4096)  # under the default limit

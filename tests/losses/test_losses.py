@@ -84,6 +84,33 @@ def test_cross_entropy_rejects_out_of_range_labels():
         losses.cross_entropy(Tensor(np.zeros((2, 3))), np.array([0, 3]))
 
 
+@CHECK
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 4))
+def test_center_loss_matches_the_formula_and_gradcheck(seed, n, classes):
+    x = seeded(seed, n, 3)
+    centers = seeded(seed + 1, classes, 3)
+    labels = np.random.default_rng(seed).integers(0, classes, n)
+    want = np.mean([0.5 * np.sum((x[i] - centers[labels[i]]) ** 2) for i in range(n)])
+    assert losses.center_loss(Tensor(x), labels, centers).item() == pytest.approx(want)
+    assert gradcheck(lambda e: losses.center_loss(e, labels, centers), Tensor(x, requires_grad=True))
+
+
+def test_center_update_follows_wen_et_al_and_leaves_absent_classes():
+    centers = np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
+    x = np.array([[2.0, 0.0], [0.0, 2.0], [3.0, 1.0]])
+    labels = np.array([0, 0, 1])
+    new = losses.update_centers(centers, x, labels, rate=0.5)
+    # class 0: delta = ((0 - 2) + (0 - 0), (0 - 0) + (0 - 2)) / 3; class 1: ((1 - 3), (1 - 1)) / 2; class 2 absent
+    np.testing.assert_allclose(new, [[1 / 3, 1 / 3], [1.5, 1.0], [5.0, 5.0]])
+    assert centers[0, 0] == 0.0  # the input is not changed in place
+    with pytest.raises(ValueError, match="rate"):
+        losses.update_centers(centers, x, labels, rate=0.0)
+    with pytest.raises(ValueError, match="index the 3 centers"):
+        losses.center_loss(Tensor(x), np.array([0, 1, 3]), centers)
+    with pytest.raises(ValueError, match="share D"):
+        losses.center_loss(Tensor(x), labels, centers[:, :1])
+
+
 # -- distances and the in-batch losses -----------------------------------------------------------------------
 @CHECK
 @given(embeddings(batch=(2, 6), dim=3))

@@ -132,3 +132,27 @@ def test_a_float16_export_is_half_the_size_and_embeds_almost_the_same(tmp_path):
     assert all(v.dtype == np.float16 for k, v in half.model_state.items() if full.model_state[k].dtype == np.float32)
     x = tf.Tensor(np.random.default_rng(1).standard_normal((3, 1, 16, 16)).astype(np.float32))
     np.testing.assert_allclose(half.build_model()(x).numpy(), full.build_model()(x).numpy(), atol=2e-2)
+
+
+def test_ctrl_c_during_the_commit_waits_until_the_old_weights_are_gone(tmp_path, monkeypatch):
+    import signal
+
+    model = tiny_model()
+    save_checkpoint(tmp_path, meta_for(model, 1), model.state_dict())
+    real_write = ck.atomic_write
+
+    def ctrl_c_after_the_record(path, write):
+        written = real_write(path, write)
+        if path.name == "run.json":
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C right after the commit, to this very thread (os.kill may
+            # hand it to one of NumPy's or Numba's threads, and the main thread would see it only later)
+        return written
+
+    monkeypatch.setattr(ck, "atomic_write", ctrl_c_after_the_record)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, meta_for(model, 2), model.state_dict())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-0000002.npz", "run.json"]
+    monkeypatch.undo()
+    (tmp_path / "checkpoint-0000009.npz").write_bytes(b"left by a save that was killed")
+    save_checkpoint(tmp_path, meta_for(model, 3), model.state_dict())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-0000003.npz", "run.json"]

@@ -12,18 +12,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from tinyface.cli.errors import USER_ERRORS
+from tinyface.cli.terminal import printable
 from tinyface.data import resize
 from tinyface.data.folders import read_photo, write_image_folder
 from tinyface.eval import NOISE, chinese_whispers, cluster_report, dbscan, squared_distances, symmetrize
-from tinyface.face.align import NoFaceError, align_face, crop_largest_face, read_landmarks_csv
+from tinyface.face.align import NoFaceError, align_face, crop_largest_face, face_detector, read_landmarks_csv
 from tinyface.face.classify import KNearestNeighbours, NearestCentroid, SoftmaxClassifier
 from tinyface.face.compare import compare
 from tinyface.face.embedder import Embedder, list_images, save_embeddings
@@ -33,6 +34,8 @@ from tinyface.pretrained import pretrained_run
 from tinyface.training.figures import plot_clusters, plot_projection
 
 RUN_HELP = "a run folder written by `tinyface train` (default: the model that comes with tinyface)"
+STORED_PATHS = ("The file records the absolute path of the run folder, and each image's path as given (absolute "
+                "when the folder was given so): mind them before you hand the file to others.")
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -40,6 +43,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aligned", action="store_true",
                    help="the images are already face crops: no centre crop (default: the central part of each "
                         "image is kept as in the run's training images, e.g. 0.4 of an LFW-style frame)")
+    p.add_argument("--detect", action="store_true",
+                   help="find the largest face in each image with OpenCV's detector (pip install "
+                        "'opencv-python-headless<5') and frame it as the run's training faces were: for photos of "
+                        "any size or framing")
     p.add_argument("--flip", action="store_true",
                    help="test-time flipping: each image and its mirror embedded, summed and renormalised (the "
                         "run's tau for flipped embeddings is used)")
@@ -51,9 +58,9 @@ def _add_force_option(p: argparse.ArgumentParser) -> None:
 
 
 def _embedder(args: argparse.Namespace) -> Embedder:
-    """The Embedder of the RUN given (or of the bundled model), with --aligned and --flip."""
+    """The Embedder of the RUN given (or of the bundled model), with --aligned, --detect and --flip."""
     return Embedder.load(args.run if args.run is not None else pretrained_run(), aligned=args.aligned,
-                         flip=args.flip)
+                         flip=args.flip, detect=args.detect)
 
 
 def _run_then(args: argparse.Namespace, names: tuple[str, ...], many: str | None = None) -> None:
@@ -145,7 +152,8 @@ def _add_enroll(commands: argparse._SubParsersAction) -> None:
     """`tinyface enroll RUN GALLERY_DIR -o GALLERY`: a gallery of the people in a folder."""
     p = commands.add_parser("enroll", help="enroll a folder of people into a gallery for `tinyface identify`",
                             description="Embed GALLERY_DIR/<person>/<image> with the run's model and write a gallery "
-                            "(.npz, written atomically) recording the run's architecture and weights.")
+                            "(.npz, written atomically, readable by you only) recording the run's architecture and "
+                            f"weights. {STORED_PATHS}")
     p.add_argument("items", metavar="[RUN] GALLERY_DIR", nargs="+",
                    help=f"a folder with one sub-folder of images per person, after RUN: {RUN_HELP}")
     p.add_argument("-o", "--out", metavar="GALLERY", required=True, help="the gallery file to write (.npz)")
@@ -182,10 +190,12 @@ def _add_identify(commands: argparse._SubParsersAction) -> None:
                             description="1:K identification with open-set rejection: each image is given the "
                             "nearest enrolled person, or 'unknown' when that person is farther than tau.")
     p.add_argument("items", metavar="[RUN] GALLERY IMAGE", nargs="+",
-                   help=f"a gallery written by `tinyface enroll` with this run, then image files; RUN: {RUN_HELP}")
+                   help="a gallery written by `tinyface enroll` with this run (or with the old run it was trained "
+                        f"--compatible-with), then image files; RUN: {RUN_HELP}")
     p.add_argument("--by", choices=("nearest", "mean"), default="nearest",
                    help="distance to a person: to their nearest enrolled face (default) or their mean embedding")
-    p.add_argument("--tau", type=float, help="rejection threshold (default: the run's tau)")
+    p.add_argument("--tau", type=float, help="rejection threshold (default: the run's tau; for a gallery of the old "
+                                             "run it is compatible with, the tau its training chose on mixed pairs)")
     p.add_argument("--json", action="store_true")
     _add_model_options(p)
     p.set_defaults(handler=_identify)
@@ -195,8 +205,8 @@ def _identify(args: argparse.Namespace) -> int:
     _run_then(args, ("gallery",), many="images")
     embedder = _embedder(args)
     gallery = Gallery.load(args.gallery)
-    embedder.check_signature(gallery.meta, f"gallery {args.gallery}")
-    tau = embedder.tau if args.tau is None else args.tau
+    embedder.check_signature(gallery.meta, f"gallery {args.gallery}", old_version_ok=True)  # or a harmonic v2
+    tau = embedder.threshold_for(gallery.meta) if args.tau is None else args.tau
     _, embeddings = embedder.embed_files(args.images)
     results = gallery.identify(embeddings, tau, by=args.by)
     if args.json:
@@ -233,6 +243,10 @@ def _add_cluster(commands: argparse._SubParsersAction) -> None:
 
 def _cluster(args: argparse.Namespace) -> int:
     _run_then(args, ("folder",))
+    if args.eps is not None and not 0 <= args.eps < float("inf"):
+        raise ValueError(f"--eps is a squared L2 distance >= 0, got {args.eps}")
+    if args.min_samples < 1:
+        raise ValueError(f"--min-samples counts faces (itself included), so it is at least 1, got {args.min_samples}")
     if args.figure:
         check_output(args.figure, args.force)
     embedder = _embedder(args)
@@ -246,7 +260,8 @@ def _cluster(args: argparse.Namespace) -> int:
         clusters = chinese_whispers(distances, eps)
     report = cluster_report(clusters, faces.labels if faces.labelled else None)
     if args.figure:
-        plot_clusters(images, clusters, args.figure, captions=[f"{p.parent.name}/{p.name}" for p in faces.paths])
+        captions = [printable(f"{p.parent.name}/{p.name}") for p in faces.paths]
+        plot_clusters(images, clusters, args.figure, captions=captions)
     if args.json:
         print(json.dumps({"method": args.method, "eps": eps, "report": report, "clusters": [
             {"image": str(p), "cluster": int(c)} for p, c in zip(faces.paths, clusters, strict=True)]}, indent=1))
@@ -315,7 +330,8 @@ def _add_embed(commands: argparse._SubParsersAction) -> None:
     """`tinyface embed RUN DIR -o NPZ`: the embeddings of a folder."""
     p = commands.add_parser("embed", help="write embeddings, labels and file paths of a folder as .npz",
                             description="Embed every image of DIR and write embeddings (N, D), labels (N,; -1 for "
-                            "loose images), names, paths and the run's signature to an .npz (atomically).")
+                            "loose images), names, paths and the run's signature to an .npz (atomically, readable by "
+                            f"you only). {STORED_PATHS}")
     p.add_argument("items", metavar="[RUN] DIR", nargs="+", help=f"a folder of images, after RUN: {RUN_HELP}")
     p.add_argument("-o", "--out", metavar="NPZ", required=True)
     _add_model_options(p)
@@ -336,7 +352,8 @@ def _embed(args: argparse.Namespace) -> int:
     people = f" of {len(faces.names)} people" if faces.names else ""
     print(f"wrote {len(faces)} embeddings (D={embeddings.shape[1]}){people} to {args.out}")
     if args.figure:
-        plot_projection(embeddings, faces.labels, faces.names, args.figure, title=str(args.folder))
+        plot_projection(embeddings, faces.labels, [printable(n) for n in faces.names], args.figure,
+                        title=printable(str(args.folder)))
         print(f"figure: {args.figure}")
     return 0
 
@@ -360,10 +377,10 @@ def _add_align(commands: argparse._SubParsersAction) -> None:
 def _align(args: argparse.Namespace) -> int:
     if args.size < 8:
         raise ValueError(f"--size must be at least 8 pixels, got {args.size}")
+    if not 0 <= args.margin < float("inf"):
+        raise ValueError(f"--margin is a fraction of the face box's side >= 0, got {args.margin}")
     if args.detect:
-        if importlib.util.find_spec("cv2") is None:
-            raise ValueError("--detect needs OpenCV, which is not installed: pip install opencv-python-headless "
-                             "(or give a CSV of landmarks instead)")
+        face_detector()  # raises, saying how to install OpenCV, before any image is read
         paths = list_images(args.source).paths
         names = _output_names(paths, Path(args.source))
         crops = {name: _detected_face(path, args.size, args.margin) for name, path in zip(names, paths, strict=True)}
@@ -405,9 +422,10 @@ def _output_names(paths: list[Path], root: Path) -> list[str]:
 
 
 def _output_name(path: Path, root: Path) -> str:
-    """person/image.png for a file under root, else image.png."""
+    """person/image.png for a file under root, else image.png. The paths are made absolute without following
+    symbolic links (a linked photo keeps the person folder it is listed in; "a/../b" still means b)."""
     try:
-        relative = path.resolve().relative_to(root.resolve())
+        relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
     except ValueError:
         relative = Path(path.name)
     return str(relative.with_suffix(".png"))

@@ -10,6 +10,7 @@
     tinyface embed RUN DIR -o embeddings.npz [--figure PNG]
     tinyface align LANDMARKS.csv -o OUT_DIR [--size 112]  |  tinyface align --detect IMAGE_DIR -o OUT_DIR
     tinyface demo collapse [--out DIR] [--data PATH] [--fast]
+    tinyface cache [clear]
     tinyface --version
 
 RUN is a run folder written by `tinyface train`: its model embeds image files with the run's own preprocessing
@@ -17,22 +18,26 @@ RUN is a run folder written by `tinyface train`: its model embeds image files wi
 An image folder DIR holds one sub-folder of images per person (labelled) and/or loose images (unlabelled).
 
 Each group of commands lives in its own module, its parsing beside its handler: training.py (train, validate),
-face.py (compare, enroll, identify, cluster, classify, embed, align) and demo.py (demo collapse). Each exposes
-`add_commands(commands)`, which adds its subparsers and registers their handlers with `set_defaults(handler=...)`.
+face.py (compare, enroll, identify, cluster, classify, embed, align), demo.py (demo collapse) and cache.py (cache).
+Each exposes `add_commands(commands)`, which adds its subparsers and registers their handlers with
+`set_defaults(handler=...)`.
 
 Errors in what the user gave (a missing dataset, a wrong path, a run folder without a checkpoint, a corrupt one)
-are printed as `tinyface: error: ...` with exit status 2, without a traceback (`--debug` shows it).
+are printed as `tinyface: error: ...` with exit status 2, without a traceback (`--debug` shows it). What is printed
+passes through terminal.printable: a file or person name cannot send control sequences to the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
 import tinyface
-from tinyface.cli import demo, face, training
+from tinyface.cli import cache, demo, face, training
 from tinyface.cli.errors import USER_ERRORS
+from tinyface.cli.terminal import PrintableOutput, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tinyface {tinyface.__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (training, face, demo):
+    for group in (training, face, demo, cache):
         group.add_commands(commands)
     return parser
 
@@ -54,16 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.handler(args)
-    except KeyboardInterrupt:
-        hint = ("continue with `tinyface train --resume --out RUN`" if args.command == "train"
-                else "nothing was half-written (outputs are written whole, then renamed into place)")
-        print(f"\ntinyface: interrupted; {hint}", file=sys.stderr)
+        with contextlib.redirect_stdout(PrintableOutput(sys.stdout)):  # names from files cannot drive the terminal
+            return args.handler(args)
+    except KeyboardInterrupt as interrupt:  # a handler may say what to do next (train: how to resume)
+        hint = str(interrupt) or "nothing was half-written (outputs are written whole, then renamed into place)"
+        print(f"\ntinyface: interrupted; {printable(hint)}", file=sys.stderr)
         return 130
     except USER_ERRORS as error:
         if args.debug:
             raise
-        print(f"tinyface: error: {error}", file=sys.stderr)
+        print(f"tinyface: error: {printable(str(error))}", file=sys.stderr)
         return 2
 
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tinyface.cli.terminal import printable
 from tinyface.eval import pair_distances
 from tinyface.face.embedder import Embedder
 from tinyface.files import check_output
-from tinyface.training.checkpoint import export_checkpoint, has_checkpoint, load_checkpoint
-from tinyface.training.figures import plot_hardest_pairs, plot_projection
+from tinyface.training.checkpoint import Checkpoint, export_checkpoint, has_checkpoint, load_checkpoint
+from tinyface.training.compatibility import format_compatibility, json_compatibility, measure_compatibility
+from tinyface.training.figures import plot_hardest_pairs, plot_projection, plot_roc
 from tinyface.training.lock import LOCK_FILE, run_lock
 from tinyface.training.runs import (
     fold_folders,
@@ -30,7 +33,7 @@ from tinyface.training.runs import (
     train_run,
     train_view2,
 )
-from tinyface.training.split import DATASETS, check_never_seen, load_split, split_from_description
+from tinyface.training.split import DATASETS, Split, check_never_seen, load_split, split_from_description
 from tinyface.training.train import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 # The recipe of each dataset where the user gives no flag. LFW's and image folders' is the best row of
@@ -80,6 +83,15 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--init", metavar="RUN", help="start from the weights of a trained run folder ('none': from "
                                                  "random weights, LFW's default; 'pretrained', Olivetti's default: "
                                                  "the model that comes with tinyface), same architecture")
+    p.add_argument("--compatible-with", metavar="OLD_RUN",
+                   help="train a harmonic embedding, comparable with OLD_RUN's (a run folder or 'pretrained'): "
+                        "the loss runs on both versions' embeddings of each batch, OLD_RUN's weights never change; "
+                        "the run records OLD_RUN and the checksum of its weights. Same --embedding-dim as OLD_RUN; "
+                        "width, depth, input size and data may differ")
+    p.add_argument("--embedding-steps", type=int, metavar="N",
+                   help="with --compatible-with and --init (FaceNet's schedule): the first N steps train only the "
+                        "re-initialised embedding layer of the --init network, then the whole network (default: "
+                        "one epoch with --init, 0 without)")
     p.add_argument("--steps-per-epoch", type=int,
                    help="a log line, a validation and a checkpoint every this many steps (default 30 for Olivetti, "
                         "250 otherwise)")
@@ -108,7 +120,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--validation-people", type=float, metavar="N",
                    help="training people held out to validate and choose tau: a count, or a fraction < 1 "
                         "(default: 5 for Olivetti, 0.05 otherwise; 0 for none)")
-    p.add_argument("--test-fraction", type=float, default=0.25, help="folder: fraction of people tested")
+    p.add_argument("--test-fraction", type=float, help="folder: fraction of people tested (default 0.25)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figures", action="store_true", help="write no PNG figures (metrics.json only)")
     p.set_defaults(handler=_train)
@@ -116,7 +128,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 # The flags that set up a run (TrainConfig fields of the same name): a resumed run keeps the saved ones.
 FIXED_ON_RESUME = ("loss", "margin", "people_per_batch", "images_per_person", "optimizer", "lr", "weight_decay",
-                   "lr_schedule", "model", "embedding_dim", "image_size", "steps_per_epoch", "init", "seed")
+                   "lr_schedule", "model", "embedding_dim", "image_size", "steps_per_epoch", "init", "seed",
+                   "compatible_with", "embedding_steps")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -127,7 +140,20 @@ def _train(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; give a folder")
     with run_lock(out):
-        return _train_into(args, out)
+        try:
+            return _train_into(args, out)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_after_interrupt(out)) from None
+
+
+def _after_interrupt(out: Path) -> str:
+    """What to do after Ctrl-C stopped a training into `out`: resume it, or (no checkpoint yet) start again."""
+    if fold_folders(out):
+        return f"continue with `tinyface train --resume --dataset lfw-view2 --out {shlex.quote(str(out))}`"
+    if has_checkpoint(out):
+        return f"continue with `tinyface train --resume --out {shlex.quote(str(out))}`"
+    return ("no checkpoint had been saved yet (one is saved every --steps-per-epoch steps), so there is nothing to "
+            "resume: run the same command again")
 
 
 def _train_into(args: argparse.Namespace, out: Path) -> int:
@@ -181,7 +207,9 @@ def _train_into(args: argparse.Namespace, out: Path) -> int:
                               figures=not args.no_figures, **options)
         print(format_table(summary))
         return 0
-    if args.dataset == "folder":
+    if args.test_fraction is not None:
+        if args.dataset != "folder":
+            raise ValueError(f"--test-fraction is for --dataset folder; {args.dataset} has its own test people")
         options["test_fraction"] = args.test_fraction
     split = load_split(args.dataset, args.data, progress=progress, **options)
     print(f"training on {split.train.num_people} people ({len(split.train)} images), validating on "
@@ -235,11 +263,17 @@ def _add_validate(commands: argparse._SubParsersAction) -> None:
                                                     "person) and hardest-pairs.png (the worst false accepts and "
                                                     "false rejects) into DIR")
     p.add_argument("--force", action="store_true", help="replace the figures if DIR already holds them")
+    p.add_argument("--against", metavar="OLD_RUN",
+                   help="compatibility with an older run: old/old, new/new and mixed rows (one image of each pair "
+                        "embedded by each version, both orders) on the same test pairs, the update gain G, and 1:K "
+                        "with OLD_RUN's gallery queried by RUN; with --figures, DIR/compatibility-roc.png")
     p.set_defaults(handler=_validate)
 
 
 def _validate(args: argparse.Namespace) -> int:
     run = Path(args.run)
+    if args.against is not None:
+        return _validate_against(args, run)
     if args.figures:
         for name in VALIDATION_FIGURES:
             check_output(Path(args.figures) / name, args.force)
@@ -257,22 +291,7 @@ def _validate(args: argparse.Namespace) -> int:
         report = summarize_folds(reports)
     else:
         checkpoint = load_checkpoint(run)
-        task = checkpoint.meta.get("task", {})
-        if args.dataset is not None or args.data is not None:
-            same_data = args.dataset in (None, task.get("dataset"))
-            if same_data and task:
-                split = split_from_description(task, **_data(args))
-            elif args.dataset is None:
-                raise ValueError("--data needs --dataset when the run does not say which data it was trained on")
-            else:
-                preprocessing = checkpoint.preprocessing
-                view2 = args.dataset == "lfw-view2"
-                split = load_split(args.dataset, args.data, fold=0 if view2 else None, validation_people=0,
-                                   image_size=preprocessing["image_size"], grayscale=preprocessing["channels"] == 1)
-                split.fold = None  # all pairs, ten folds (LFW's own in View 2)
-                check_never_seen(task, split)
-        elif task:
-            split = split_from_description(task)
+        split = _test_split(args, checkpoint)
         report = measure_run(run, split)[0]
         embeddings = Embedder(checkpoint).embed_images(split.test.images)
         report["open_set"] = measure_open_set(embeddings, split.test.labels, report["tau"])
@@ -291,10 +310,47 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 VALIDATION_FIGURES = ("projection.png", "hardest-pairs.png")
+COMPATIBILITY_FIGURE = "compatibility-roc.png"
+
+
+def _test_split(args: argparse.Namespace, checkpoint: Checkpoint) -> Split | None:
+    """The test pairs of `validate`: the run's own (its data moved with --data), or those of --dataset, whose
+    people the run must never have trained on; None when the run does not say and no --dataset is given."""
+    task = checkpoint.meta.get("task", {})
+    if args.dataset is not None or args.data is not None:
+        same_data = args.dataset in (None, task.get("dataset"))
+        if same_data and task:
+            return split_from_description(task, **_data(args))
+        if args.dataset is None:
+            raise ValueError("--data needs --dataset when the run does not say which data it was trained on")
+        preprocessing = checkpoint.preprocessing
+        view2 = args.dataset == "lfw-view2"
+        split = load_split(args.dataset, args.data, fold=0 if view2 else None, validation_people=0,
+                           image_size=preprocessing["image_size"], grayscale=preprocessing["channels"] == 1)
+        split.fold = None  # all pairs, ten folds (LFW's own in View 2)
+        check_never_seen(task, split)
+        return split
+    return split_from_description(task) if task else None
+
+
+def _validate_against(args: argparse.Namespace, run: Path) -> int:
+    """`validate NEW --against OLD`: the compatibility of two runs on NEW's test pairs (or --dataset's)."""
+    figure = None if not args.figures else check_output(Path(args.figures) / COMPATIBILITY_FIGURE, args.force)
+    if fold_folders(run) and not has_checkpoint(run):
+        raise ValueError(f"{run} holds ten LFW View 2 trainings; --against compares two run folders: pass one of "
+                         "its fold-k folders")
+    report, curves = measure_compatibility(run, args.against, _test_split(args, load_checkpoint(run)))
+    if figure is not None:
+        plot_roc(curves, figure)
+    print(json.dumps(json_compatibility(report), indent=1) if args.json else format_compatibility(report))
+    if figure is not None and not args.json:  # the output of --json is JSON only
+        print(f"figure: {figure}")
+    return 0
 
 
 def _validation_figures(folder: Path, embeddings: np.ndarray, split: Any, tau: float) -> None:
-    plot_projection(embeddings, split.test.labels, split.test.names, folder / VALIDATION_FIGURES[0],
+    names = [printable(name) for name in split.test.names]  # names from folders, shown as text
+    plot_projection(embeddings, split.test.labels, names, folder / VALIDATION_FIGURES[0],
                     title=f"{split.dataset} test people")
     test = np.ones(len(split.pairs.same), bool) if split.fold is None else split.pairs.folds == split.fold
     i, j, same = split.pairs.i[test], split.pairs.j[test], split.pairs.same[test]

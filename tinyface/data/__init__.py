@@ -3,7 +3,8 @@
 dataset.py (FaceDataset: uint8 images (N, C, H, W) with a person label each) first; then the sources: olivetti.py
 (with its small MAT-file reader, matfile.py), folders.py (person/image.jpg folders such as LFW, decoded once and
 cached, cache.py), lfw.py (LFW's protocol files); transforms.py (prewhiten, flip, crop, resize on whole batches)
-and sampler.py (P people x K images per batch).
+and sampler.py (P people x K images per batch). untrusted.py reads the .npz and JSON files anyone can hand over
+(checkpoints, galleries, caches), checking them before it allocates anything.
 """
 
 from tinyface.data.cache import user_cache_dir

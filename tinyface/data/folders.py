@@ -1,32 +1,96 @@
 """Image folders in the `root/person_name/image.jpg` layout (LFW's), decoded once and cached as arrays.
 
+An image is decoded as an image viewer shows it (`as_shown`): upright by its EXIF orientation, its colours
+converted from its ICC profile to sRGB, 16-bit grey scaled (not clipped) to 8 bits, transparent pixels over white.
+
 Decoding is the slow part (LFW: 13,233 JPEGs), so the decoded uint8 array is saved in the cache folder under
 a key made of the root's absolute path, the chosen files with their sizes and modification times, and the
-settings: change any of them and the images are decoded again. A thread pool decodes files concurrently
-(Pillow releases the GIL while decoding, and reads from a cold disk overlap).
+settings: change any of them and the images are decoded again (`tinyface cache clear` removes them all). A thread
+pool decodes files concurrently (Pillow releases the GIL while decoding, and reads from a cold disk overlap); at
+most DECODE_BUDGET_PIXELS pixels are decoded at once, so that a folder of huge photos cannot exhaust memory, and a
+JPEG of more than LARGE_IMAGE_PIXELS is decoded at a reduced scale that is still larger than what is kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import math
 import os
 import shutil
 import tempfile
+import threading
 import warnings
-import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps
 
-from tinyface.data.cache import user_cache_dir
+from tinyface.data.cache import image_cache_dir
 from tinyface.data.dataset import FaceDataset
+from tinyface.data.untrusted import Member, UntrustedFileError, read_npz
 from tinyface.files import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".gif", ".tif", ".tiff", ".webp"}
-CACHE_FORMAT = 1  # bump when the decoding changes, so that old caches are not reused
+CACHE_FORMAT = 2  # bump when the decoding changes, so that old caches are not reused (2: decoded as shown)
+LARGE_IMAGE_PIXELS = 16_000_000  # a JPEG larger than this is decoded at 1/2, 1/4 or 1/8 scale when that suffices
+DECODE_BUDGET_PIXELS = 64_000_000  # pixels decoded at once by all threads (one larger image is decoded alone)
+WHITE = (255, 255, 255, 255)  # what transparent pixels are shown over
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def as_shown(image: Image.Image) -> Image.Image:
+    """The picture an image viewer shows of an opened image file, in mode "L" (grey) or "RGB": turned upright by
+    its EXIF orientation; converted from its ICC profile (if any) to sRGB; 16- or 32-bit integer grey scaled from
+    0..65535 and float grey from 0..1 to 0..255; transparent pixels (alpha, or a transparent palette colour)
+    composited over white; palette, bilevel, CMYK, YCbCr ... converted to RGB or grey."""
+    image = ImageOps.exif_transpose(image)
+    profile = image.info.get("icc_profile")
+    if profile and image.mode in ("RGB", "CMYK", "L"):
+        try:
+            image = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(profile)), _SRGB,
+                                              outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: the plain conversion below, as most viewers do
+    if image.mode.startswith("I"):  # "I;16", "I;16B", "I": 16-bit (or wider) integer grey
+        image = _grey(np.asarray(image, dtype=np.float64) / 257)
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        image = _grey(values * 255 if np.nanmax(values, initial=0) <= 1 else values)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, WHITE), image.convert("RGBA"))
+    return image if image.mode in ("L", "RGB") else image.convert("L" if image.mode == "1" else "RGB")
+
+
+def _grey(values: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(np.nan_to_num(np.rint(values)), 0, 255).astype(np.uint8), mode="L")
+
+
+class _PixelBudget:
+    """At most `limit` pixels decoded at once across threads; an image larger than the limit waits until it is
+    alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used, self.changed = limit, 0, threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self.changed:
+            self.changed.wait_for(lambda: self.used == 0 or self.used + pixels <= self.limit)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.used -= pixels
+                self.changed.notify_all()
+
+
+_DECODING = _PixelBudget(DECODE_BUDGET_PIXELS)
 
 
 def decode_image(path: str | Path, size: int, grayscale: bool = True, face_crop: float | None = None) -> np.ndarray:
@@ -35,14 +99,25 @@ def decode_image(path: str | Path, size: int, grayscale: bool = True, face_crop:
 
     The crop is a fraction, not pixels, so that a face framed as in the training images lands the same at any
     resolution (LFW's 250 px frames with face_crop 0.4 keep the central 100 px; a 1000 px photo framed the same
-    way keeps 400)."""
-    with Image.open(path) as image:
-        image = image.convert("L" if grayscale else "RGB")
-        if face_crop is not None:
-            side = max(1, round(face_crop * min(image.size)))
-            left, top = (image.width - side) // 2, (image.height - side) // 2
-            image = image.crop((left, top, left + side, top + side))
-        array = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    way keeps 400). The file is decoded as shown (see as_shown)."""
+    with Image.open(path) as opened:
+        needed = size if face_crop is None else math.ceil(size / face_crop)  # the shorter side that suffices
+        if opened.format == "JPEG" and opened.width * opened.height > LARGE_IMAGE_PIXELS:
+            opened.draft(None, (needed, needed))  # decode at the smallest of 1/8, 1/4, 1/2 that keeps `needed`
+        with _DECODING.hold(opened.width * opened.height):
+            image = as_shown(opened)
+            if face_crop is not None:
+                side = max(1, round(face_crop * min(image.size)))
+                left, top = (image.width - side) // 2, (image.height - side) // 2
+                image = image.crop((left, top, left + side, top + side))
+            return model_input(image, size, grayscale)
+
+
+def model_input(image: Image.Image, size: int, grayscale: bool) -> np.ndarray:
+    """A picture (already cropped) as a model's input: uint8 (C, size, size), grey (C = 1, Pillow's "L":
+    0.299 R + 0.587 G + 0.114 B) or RGB (C = 3), bilinearly resized (antialiased when shrinking)."""
+    image = image.convert("L" if grayscale else "RGB")
+    array = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
     return array[None] if grayscale else array.transpose(2, 0, 1)
 
 
@@ -80,7 +155,7 @@ def load_image_folder(
     labels = np.repeat(np.arange(len(names)), [len(f) for f in files])
 
     settings = {"size": size, "grayscale": grayscale, "face_crop": face_crop}
-    cache_file = Path(cache_dir or user_cache_dir() / "images") / f"{_cache_key(root, paths, settings)}.npz"
+    cache_file = Path(cache_dir or image_cache_dir()) / f"{_cache_key(root, paths, settings)}.npz"
     cached = _read_cache(cache_file, len(paths)) if cache else None
     if cached is not None:
         images, readable = cached
@@ -138,10 +213,10 @@ def _read_cache(cache_file: Path, count: int) -> tuple[np.ndarray, np.ndarray] |
     if not cache_file.is_file():
         return None
     try:
-        with np.load(cache_file, allow_pickle=False) as stored:
-            images, readable = stored["images"], stored["readable"]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        stored = read_npz(cache_file, expected={"images": Member(4, "u"), "readable": Member(1, "b")})
+    except UntrustedFileError:
         return None
+    images, readable = stored["images"], stored["readable"]
     return (images, readable) if len(images) == len(readable) == count else None
 
 
@@ -184,11 +259,12 @@ def decode_images(
 
 
 def read_photo(path: str | Path) -> np.ndarray:
-    """An image file at full resolution as uint8 (H, W) for grey images or (H, W, 3) RGB for the others; raises
-    ValueError naming the file when it cannot be read."""
+    """An image file at full resolution as uint8 (H, W) for grey images or (H, W, 3) RGB for the others, as shown
+    (see as_shown: landmarks are measured on the picture a viewer shows); raises ValueError naming the file when it
+    cannot be read."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("L" if image.mode in ("L", "LA", "I", "I;16", "1") else "RGB"))
+            return np.asarray(as_shown(image))
     except FileNotFoundError:
         raise FileNotFoundError(f"image {path} does not exist") from None
     except (OSError, ValueError, Image.DecompressionBombError) as error:

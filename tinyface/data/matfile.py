@@ -15,6 +15,7 @@ Cell arrays, structs, sparse matrices and objects are skipped. Level 4 and HDF5-
 
 from __future__ import annotations
 
+import math
 import zlib
 from pathlib import Path
 
@@ -44,6 +45,7 @@ MI_DTYPES = {  # data type code -> numpy dtype (byte order added at read time)
 MX_CHAR = 4
 MX_NUMERIC = set(range(6, 16))  # double, single, int8 ... uint64
 COMPLEX_FLAG = 0x0800
+MAX_INFLATED_BYTES = 2**30  # a compressed element inflates to at most this (a crafted one could fill memory)
 
 
 def read_mat(path: str | Path) -> dict[str, np.ndarray]:
@@ -52,8 +54,9 @@ def read_mat(path: str | Path) -> dict[str, np.ndarray]:
     return parse_mat(path.read_bytes(), source=str(path))
 
 
-def parse_mat(data: bytes, source: str = "<bytes>") -> dict[str, np.ndarray]:
-    """Parse the bytes of a level-5 .mat file; `source` names the file in error messages."""
+def parse_mat(data: bytes, source: str = "<bytes>", max_bytes: int = MAX_INFLATED_BYTES) -> dict[str, np.ndarray]:
+    """Parse the bytes of a level-5 .mat file; `source` names the file in error messages. A compressed element
+    may inflate to at most `max_bytes`."""
     if len(data) < 128:
         raise MatFileError(f"{source}: {len(data)} bytes is too short for a MAT-file header (128 bytes)")
     if data[:19] == b"MATLAB 7.3 MAT-file":
@@ -65,10 +68,7 @@ def parse_mat(data: bytes, source: str = "<bytes>") -> dict[str, np.ndarray]:
     variables: dict[str, np.ndarray] = {}
     for dtype_code, payload in _elements(data, 128, order, source):
         if dtype_code == MI_COMPRESSED:
-            try:
-                payload = zlib.decompress(payload)
-            except zlib.error as error:
-                raise MatFileError(f"{source}: a compressed element is corrupt ({error})") from None
+            payload = _inflate(payload, max_bytes, source)
             inner = list(_elements(payload, 0, order, source))
             if len(inner) != 1:
                 raise MatFileError(f"{source}: a compressed element holds {len(inner)} elements, expected 1")
@@ -78,6 +78,21 @@ def parse_mat(data: bytes, source: str = "<bytes>") -> dict[str, np.ndarray]:
             if named is not None:
                 variables[named[0]] = named[1]
     return variables
+
+
+def _inflate(payload: bytes, max_bytes: int, source: str) -> bytes:
+    """The zlib stream of a compressed element, inflated to at most max_bytes (more is refused, not allocated)."""
+    stream = zlib.decompressobj()
+    try:
+        inflated = stream.decompress(payload, max_bytes + 1)
+    except zlib.error as error:
+        raise MatFileError(f"{source}: a compressed element is corrupt ({error})") from None
+    if len(inflated) > max_bytes:
+        raise MatFileError(f"{source}: a compressed element inflates to more than {max_bytes:,} bytes; this is not "
+                           "a file this reader is meant for")
+    if not stream.eof:
+        raise MatFileError(f"{source}: a compressed element is corrupt (its zlib stream is cut short)")
+    return inflated
 
 
 def _elements(data: bytes, offset: int, order: str, source: str):
@@ -119,7 +134,7 @@ def _matrix(payload: bytes, order: str, source: str) -> tuple[str, np.ndarray] |
     values = _numeric(parts[3], order, source)
     if is_complex:
         values = values + 1j * _numeric(parts[4], order, source)
-    if values.size != int(np.prod(shape)):
+    if values.size != math.prod(shape):  # Python integers: crafted dimensions cannot overflow into a match
         raise MatFileError(f"{source}: variable {name!r} has {values.size} values for dimensions {shape}")
     array = values.reshape(shape, order="F")
     if mx_class == MX_CHAR:

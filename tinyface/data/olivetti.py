@@ -7,6 +7,7 @@ image i is faces[:, i].reshape(64, 64).T and shows person i // 10.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.request
 from pathlib import Path
@@ -22,6 +23,7 @@ OLIVETTI_URL = "https://ndownloader.figshare.com/files/5976027"
 OLIVETTI_SHA256 = "b1988d02c72fe5b8ee82b5ef3bb7982eafc74f1e1ff0ae0ade35061ad0af534d"
 OLIVETTI_FILE = "olivettifaces.mat"
 PEOPLE, IMAGES_PER_PERSON, SIDE = 40, 10, 64
+MAX_FILE_BYTES = 8 * 2**20  # the file is 1.4 MB (1.6 MB of pixels once inflated): no more is downloaded or inflated
 
 
 class DownloadError(RuntimeError):
@@ -43,6 +45,9 @@ def load_olivetti(
     """
     path = find_olivetti(data_dir, cache_dir)
     if path is not None:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise MatFileError(f"{path} is {path.stat().st_size:,} bytes, not the 1.4 MB {OLIVETTI_FILE}; delete or "
+                               "replace it")
         return _olivetti_dataset(path.read_bytes(), source=str(path))
     cache_path = Path(cache_dir or user_cache_dir()) / OLIVETTI_FILE
     if not download:
@@ -77,19 +82,24 @@ def find_olivetti(data_dir: str | Path | None = None, cache_dir: str | Path | No
 
 
 def _download(url: str) -> bytes:
+    """The bytes at `url`, at most MAX_FILE_BYTES; DownloadError when the transfer fails or is cut short."""
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
-            return response.read()
-    except OSError as error:
+            data = response.read(MAX_FILE_BYTES + 1)
+    except (OSError, http.client.HTTPException) as error:  # IncompleteRead (a cut transfer) is an HTTPException
         raise DownloadError(
-            f"could not download {OLIVETTI_FILE} from {url} ({error}); check the network, or download it "
-            "yourself and pass data_dir= (or set TINYFACE_DATA)"
+            f"could not download {OLIVETTI_FILE} from {url} ({type(error).__name__}: {error}); check the network, "
+            "or download it yourself and pass data_dir= (or set TINYFACE_DATA)"
         ) from error
+    if len(data) > MAX_FILE_BYTES:
+        raise DownloadError(f"{url} sent more than {MAX_FILE_BYTES:,} bytes, and {OLIVETTI_FILE} is 1.4 MB; it was "
+                            "not cached. Check the address, or download it yourself and pass data_dir=")
+    return data
 
 
 def _olivetti_dataset(data: bytes, source: str) -> FaceDataset:
     try:
-        faces = parse_mat(data, source).get("faces")
+        faces = parse_mat(data, source, max_bytes=MAX_FILE_BYTES).get("faces")
     except MatFileError as error:
         raise MatFileError(f"{error}. Delete or replace {source} and load again.") from None
     expected = (SIDE * SIDE, PEOPLE * IMAGES_PER_PERSON)

@@ -3,12 +3,14 @@
 distances.py and checks.py are the one home of squared distances, normalisation and input checks; metrics.py
 (ROC, AUC, EER, FAR/FRR, VAL@FAR, k-fold accuracy) is the heart of it; protocols.py builds the test pairs;
 identification.py (1:N, closed set) and open_set.py (1:N with rejection), clustering.py (N:N) and baselines.py
-(raw pixels, Eigenfaces) measure the other uses.
+(raw pixels, Eigenfaces) measure the other uses; compatibility.py measures whether a new model's embeddings can be
+compared with an old model's (harmonic embeddings).
 """
 
 from tinyface.eval.baselines import Eigenfaces, pixel_embeddings
 from tinyface.eval.checks import check_distances, check_embeddings, check_labels
 from tinyface.eval.clustering import NOISE, chinese_whispers, cluster_report, dbscan, pairwise_precision_recall
+from tinyface.eval.compatibility import compatibility_report, mixed_distances, update_gain
 from tinyface.eval.distances import l2_normalize, pair_distances, squared_distances, symmetrize
 from tinyface.eval.identification import OpenSetResult, cmc, one_shot_rank1, open_set_identification, split_gallery
 from tinyface.eval.metrics import (
@@ -48,6 +50,7 @@ __all__ = [
     "chinese_whispers",
     "cluster_report",
     "cmc",
+    "compatibility_report",
     "dbscan",
     "eer",
     "far_frr",
@@ -55,6 +58,7 @@ __all__ = [
     "kfold_val",
     "l2_normalize",
     "lfw_pairs_to_indices",
+    "mixed_distances",
     "one_shot_rank1",
     "open_set_identification",
     "open_set_report",
@@ -68,6 +72,7 @@ __all__ = [
     "stratified_folds",
     "symmetrize",
     "threshold_at_far",
+    "update_gain",
     "val_at_far",
     "verification_report",
 ]

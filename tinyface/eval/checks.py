@@ -26,6 +26,16 @@ def check_embeddings(x: Any, what: str = "embeddings", dtype: Any = None) -> np.
     return x
 
 
+def check_same_images(x: Any, embeddings: np.ndarray, what: str = "query embeddings") -> np.ndarray:
+    """x as embeddings of the same N images as `embeddings` (N, D), in a space of the same dimension (another
+    model's embeddings of them, e.g. a new model's queries against an old model's gallery)."""
+    x = check_embeddings(x, what)
+    if x.shape != np.shape(embeddings):
+        raise ValueError(f"{what} must embed the same images in the same dimension: expected shape "
+                         f"{np.shape(embeddings)}, got {x.shape}")
+    return x
+
+
 def check_distances(d: Any, what: str = "distances", square: bool = False, dtype: Any = None) -> np.ndarray:
     """d as an array of finite numbers, of any shape, or (N, N) when `square`."""
     d = _numbers(d, what, dtype)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinyface.eval.checks import check_embeddings, check_labels
+from tinyface.eval.checks import check_embeddings, check_labels, check_same_images
 from tinyface.eval.distances import squared_distances
 
 
@@ -39,18 +39,23 @@ def cmc(
     rng: np.random.Generator | int,
     trials: int = 10,
     max_rank: int = 10,
+    query_embeddings: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cumulative match characteristic, (max_rank,): cmc[k-1] = fraction of probes whose own identity is among
-    the k nearest gallery faces, one random image per person enrolled, averaged over `trials` galleries."""
+    the k nearest gallery faces, one random image per person enrolled, averaged over `trials` galleries.
+
+    query_embeddings: the same images embedded by another model, used for the probes (a gallery enrolled with
+    an old model, queried with a new one); default: `embeddings` for both."""
     embeddings = check_embeddings(embeddings)
     labels = check_labels(labels, count=len(embeddings))
+    queries = embeddings if query_embeddings is None else check_same_images(query_embeddings, embeddings)
     rng = np.random.default_rng(rng)
     curves = []
     for _ in range(trials):
         gallery, probes = split_gallery(labels, rng)
         if len(probes) == 0:
             raise ValueError("no identity has 2 or more images, so there is nothing to identify")
-        d = squared_distances(embeddings[probes], embeddings[gallery])  # (probes, gallery)
+        d = squared_distances(queries[probes], embeddings[gallery])  # (probes, gallery)
         own = labels[gallery][None, :] == labels[probes][:, None]
         own_distance = np.where(own, d, np.inf).min(axis=1)
         rank = np.sum(d < own_distance[:, None], axis=1)  # 0 = nearest (ties count in the probe's favour)
@@ -59,10 +64,12 @@ def cmc(
 
 
 def one_shot_rank1(
-    embeddings: np.ndarray, labels: np.ndarray, rng: np.random.Generator | int, trials: int = 10
+    embeddings: np.ndarray, labels: np.ndarray, rng: np.random.Generator | int, trials: int = 10,
+    query_embeddings: np.ndarray | None = None,
 ) -> float:
-    """Rank-1 accuracy with one random enrolled image per person, mean over `trials` random galleries."""
-    return float(cmc(embeddings, labels, rng, trials, max_rank=1)[0])
+    """Rank-1 accuracy with one random enrolled image per person, mean over `trials` random galleries (probes
+    embedded by another model: query_embeddings, see cmc)."""
+    return float(cmc(embeddings, labels, rng, trials, max_rank=1, query_embeddings=query_embeddings)[0])
 
 
 class OpenSetResult(NamedTuple):

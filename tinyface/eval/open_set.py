@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinyface.eval.checks import check_embeddings, check_labels
+from tinyface.eval.checks import check_embeddings, check_labels, check_same_images
 from tinyface.eval.identification import open_set_identification, split_gallery
 
 
@@ -38,11 +38,14 @@ def open_set_report(
     unknown_fraction: float = 0.5,
     per_person: int = 1,
     trials: int = 10,
+    query_embeddings: np.ndarray | None = None,
 ) -> list[OpenSetPoint]:
     """Open-set identification of held-out people (embeddings (N, D), labels (N,)): one point per target false
-    alarm rate, and one at the run's `tau` when given."""
+    alarm rate, and one at the run's `tau` when given. query_embeddings: the same images embedded by another
+    model, used for the probes (an old model's gallery queried with a new model); default: `embeddings`."""
     embeddings = check_embeddings(embeddings)
     labels = check_labels(labels, count=len(embeddings))
+    queries = embeddings if query_embeddings is None else check_same_images(query_embeddings, embeddings)
     if not 0 < unknown_fraction < 1:
         raise ValueError(f"unknown_fraction must lie strictly between 0 and 1, got {unknown_fraction}")
     if trials < 1 or per_person < 1:
@@ -64,7 +67,7 @@ def open_set_report(
         if len(known_probes) == 0:
             raise ValueError(f"no enrolled person has more than per_person={per_person} images, so no known probes")
         for result, (_, fixed_tau, far) in zip(results, conditions, strict=True):
-            result.append(open_set_identification(embeddings[gallery], labels[gallery], embeddings[probes],
+            result.append(open_set_identification(embeddings[gallery], labels[gallery], queries[probes],
                                                   labels[probes], tau=fixed_tau, false_alarm_rate=far))
     return [
         OpenSetPoint(name, float(np.mean([r[0] for r in rs])), float(np.std([r[0] for r in rs])),

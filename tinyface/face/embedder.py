@@ -3,8 +3,9 @@
 A run's `run.json` says how images reached the model: the side of the square input (`image_size`), grey or RGB
 (`channels`), the normalisation (prewhiten), and for LFW-style data the central square kept around the face,
 `face_crop`, a fraction of the frame (so photos of any resolution framed like LFW's land alike); `aligned=True` is
-for images that are already face crops (no crop). An Embedder reads image files that way, so a face photographed
-like the training data lands where the run's threshold tau means something.
+for images that are already face crops (no crop), and `detect=True` finds the face with OpenCV's detector and
+frames it as the training images were (see face.align.frame_detected_face). An Embedder reads image files that
+way, so a face photographed like the training data lands where the run's threshold tau means something.
 
 Faces on disk come in two layouts, both handled by `list_images`:
 
@@ -23,9 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from tinyface.data.folders import IMAGE_SUFFIXES, decode_images, image_files, person_folders
+from tinyface.data.folders import IMAGE_SUFFIXES, decode_images, image_files, model_input, person_folders, read_photo
 from tinyface.data.lfw import LFW_FRAME
+from tinyface.data.untrusted import read_json_object, read_npz
+from tinyface.eval.checks import check_embeddings
+from tinyface.face.align import NoFaceError, face_detector, frame_detected_face
+from tinyface.face.gallery import FILE_MEMBERS  # an embeddings file holds the same arrays as a gallery
 from tinyface.files import atomic_write
 from tinyface.nn.models import FaceCNN
 from tinyface.training.checkpoint import Checkpoint, load_checkpoint
@@ -89,17 +95,28 @@ def read_images(paths: list[str | Path], size: int, grayscale: bool, face_crop: 
 class Embedder:
     """A run's model with its preprocessing: embeds uint8 images or image files as (N, D) unit vectors.
 
-    aligned: the image files are already face crops (no centre crop). flip: test-time flipping (see measure.embed);
-    tau is then the one chosen for flipped embeddings."""
+    aligned: the image files are already face crops (no centre crop). detect: find the largest face in each
+    image with OpenCV's detector and frame it as the run's training faces were (runs trained on LFW-style
+    frames). flip: test-time flipping (see measure.embed); tau is then the one chosen for flipped embeddings."""
 
-    def __init__(self, checkpoint: Checkpoint, aligned: bool = False, flip: bool = False) -> None:
-        self.checkpoint, self.aligned, self.flip = checkpoint, aligned, flip
+    def __init__(self, checkpoint: Checkpoint, aligned: bool = False, flip: bool = False,
+                 detect: bool = False) -> None:
+        self.checkpoint, self.aligned, self.flip, self.detect = checkpoint, aligned, flip, detect
+        if aligned and detect:
+            raise ValueError("--aligned (the images are face crops already) and --detect (find the face in each "
+                             "image) exclude each other: pass one")
+        if detect and self.trained_face_crop is None:
+            raise ValueError(f"--detect frames a face as a run trained on LFW-style frames saw it, but "
+                             f"{checkpoint.folder} was trained on whole images (no face_crop in its run.json): "
+                             "crop the faces as its training images were and pass --aligned")
+        if detect:
+            face_detector()  # raises, saying how to install OpenCV, before any image is read
         self.model: FaceCNN = checkpoint.build_model()
 
     @classmethod
-    def load(cls, run: str | Path, aligned: bool = False, flip: bool = False) -> Embedder:
+    def load(cls, run: str | Path, aligned: bool = False, flip: bool = False, detect: bool = False) -> Embedder:
         """The Embedder of a run folder written by `tinyface train` (CheckpointError if it has no usable one)."""
-        return cls(load_checkpoint(run), aligned, flip)
+        return cls(load_checkpoint(run), aligned, flip, detect)
 
     @property
     def tau(self) -> float:
@@ -112,10 +129,13 @@ class Embedder:
     @property
     def face_crop(self) -> float | None:
         """The fraction of an image's side kept around the face before resizing (as in the run's training images),
-        or None for the whole image (aligned crops, or runs trained on whole images)."""
+        or None for the whole image (aligned crops, detected faces, or runs trained on whole images)."""
+        return None if self.aligned or self.detect else self.trained_face_crop
+
+    @property
+    def trained_face_crop(self) -> float | None:
+        """The fraction of the frame around the face that the run's training images kept (None: whole images)."""
         task = self.checkpoint.meta.get("task", {})
-        if self.aligned:
-            return None
         if task.get("face_crop") is not None:
             return float(task["face_crop"])
         if task.get("source_crop") is not None:  # runs of tinyface 0.1 stored pixels of LFW's 250 px frames
@@ -126,15 +146,24 @@ class Embedder:
     def signature(self) -> dict[str, Any]:
         """What makes two sets of embeddings comparable: architecture, preprocessing, crop and the weights."""
         return {"model": self.checkpoint.meta["model"], "preprocessing": self.preprocessing,
-                "face_crop": self.face_crop, "flip": self.flip, "weights_sha256": self.checkpoint.meta["sha256"],
-                "run": str(self.checkpoint.folder.resolve()), "tau": self.tau}
+                "face_crop": self.face_crop, "detect": self.detect, "flip": self.flip,
+                "weights_sha256": self.checkpoint.meta["sha256"], "run": str(self.checkpoint.folder.resolve()),
+                "tau": self.tau}
 
-    def check_signature(self, signature: dict[str, Any], what: str) -> None:
+    def check_signature(self, signature: dict[str, Any], what: str, old_version_ok: bool = False) -> None:
         """Raise ValueError when embeddings with this signature (of `what`, e.g. "gallery x.npz") were not made by
-        this run's model: another architecture, other preprocessing, or other weights."""
+        this run's model: another architecture, other preprocessing, or other weights. old_version_ok: also accept
+        embeddings of the old weights this run was trained compatible with (a harmonic embedding queried against
+        an old gallery; never to add to one)."""
         ours = self.signature
         if not signature or "model" not in signature:
             raise ValueError(f"{what} does not say which model made it; make it again with this run")
+        if self.declares_compatibility(signature) and signature.get("weights_sha256") != ours["weights_sha256"]:
+            if old_version_ok:
+                return
+            raise ValueError(f"{what} was made by the old run this run was trained compatible with "
+                             f"({signature.get('run')}): this run may query it (tinyface identify), but its own "
+                             "embeddings must not join it; enroll into a new gallery")
         if signature["model"] != ours["model"]:
             raise ValueError(f"{what} was made by a model of another architecture ({_describe(signature['model'])}) "
                              f"than this run's ({_describe(ours['model'])}); make it again with this run")
@@ -146,10 +175,36 @@ class Embedder:
                              f"{signature.get('run')}); embeddings of different trainings are not comparable, "
                              "so make it again with this run")
 
+    def declares_compatibility(self, signature: dict[str, Any]) -> bool:
+        """Whether this run was trained compatible with exactly the weights (and architecture and preprocessing)
+        that made embeddings of `signature` (`tinyface train --compatible-with`, run.json's "compatible_with")."""
+        declared = self.checkpoint.meta.get("compatible_with") or {}
+        return (bool(declared.get("weights_sha256")) and signature.get("weights_sha256") == declared["weights_sha256"]
+                and signature.get("model") == declared.get("model")
+                and signature.get("preprocessing") == declared.get("preprocessing"))
+
+    def threshold_for(self, signature: dict[str, Any]) -> float:
+        """tau for this run's embeddings against embeddings of `signature`: the run's own tau, or for the old
+        weights it declares compatibility with, the tau its training chose on mixed pairs (one image by each
+        version, plain embeddings; used with --flip too)."""
+        if signature.get("weights_sha256") != self.checkpoint.meta["sha256"] and self.declares_compatibility(signature):
+            return float(self.checkpoint.meta["compatible_with"]["tau"])
+        return self.tau
+
     def read(self, paths: list[str | Path]) -> np.ndarray:
         """uint8 images (N, C, H, W) of image files, decoded as the run's training images were."""
         size, channels = int(self.preprocessing["image_size"]), int(self.preprocessing["channels"])
+        if self.detect:
+            return np.stack([self._detected_face(path, size, channels == 1) for path in paths])
         return read_images(paths, size, grayscale=channels == 1, face_crop=self.face_crop)
+
+    def _detected_face(self, path: str | Path, size: int, grayscale: bool) -> np.ndarray:
+        try:
+            face = frame_detected_face(read_photo(path), self.trained_face_crop)
+        except NoFaceError:
+            raise NoFaceError(f"no face found in {path}; crop it by hand and pass --aligned instead of --detect"
+                              ) from None
+        return model_input(Image.fromarray(face), size, grayscale)
 
     def embed_images(self, images: np.ndarray) -> np.ndarray:
         """(N, D) float32 unit vectors of uint8 images (N, C, H, W)."""
@@ -186,17 +241,27 @@ class Embedder:
 def save_embeddings(path: str | Path, embeddings: np.ndarray, faces: FaceFiles, signature: dict[str, Any]) -> Path:
     """Write embeddings (N, D), labels (N,) (-1: unlabelled), names, file paths and the run's signature as .npz,
     atomically (a temporary file renamed into place). Read it back with numpy.load or load_embeddings."""
-    arrays = {"embeddings": np.asarray(embeddings, dtype=np.float32), "labels": faces.labels,
+    embeddings = check_embeddings(np.asarray(embeddings, dtype=np.float32), "the embeddings to save")  # no NaN
+    arrays = {"embeddings": embeddings, "labels": faces.labels,
               "names": np.array(faces.names, dtype=str), "paths": np.array([str(p) for p in faces.paths], dtype=str),
               "meta": np.array(json.dumps(signature)), "format": np.array(EMBEDDINGS_FORMAT)}
     return atomic_write(path, lambda file: np.savez(file, **arrays), mode=0o600)  # biometric templates
 
 
 def load_embeddings(path: str | Path) -> tuple[np.ndarray, FaceFiles, dict[str, Any]]:
-    """(embeddings, faces, signature) of a file written by save_embeddings."""
-    with np.load(path, allow_pickle=False) as data:
-        faces = FaceFiles([Path(p) for p in data["paths"].tolist()], data["labels"], data["names"].tolist())
-        return data["embeddings"], faces, json.loads(str(data["meta"]))
+    """(embeddings, faces, signature) of a file written by save_embeddings; every array is checked (see
+    tinyface.data.untrusted) before it is read, and the embeddings must be finite (ValueError otherwise)."""
+    data = read_npz(path, expected=FILE_MEMBERS, only_expected=True)
+    if int(data["format"]) != EMBEDDINGS_FORMAT:
+        raise ValueError(f"{path} has embeddings format {int(data['format'])}; this tinyface reads "
+                         f"{EMBEDDINGS_FORMAT}")
+    embeddings = check_embeddings(data["embeddings"], f"the embeddings in {path}")
+    labels, paths, names = data["labels"], data["paths"], data["names"]
+    if not len(embeddings) == len(labels) == len(paths) or np.any((labels < UNLABELLED) | (labels >= len(names))):
+        raise ValueError(f"{path} is inconsistent: {len(embeddings)} embeddings, {len(labels)} labels (each -1 or an "
+                         f"index into the {len(names)} names), {len(paths)} paths")
+    faces = FaceFiles([Path(p) for p in paths.tolist()], labels.astype(np.int64), names.tolist())
+    return embeddings, faces, read_json_object(str(data["meta"]), f"the meta of {path}")
 
 
 def _describe(model: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ Saved as .npz (no pickled objects; written to a temporary file and renamed, so n
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +18,16 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from tinyface.data.untrusted import Member, UntrustedFileError, read_json_object, read_npz
 from tinyface.eval.checks import check_embeddings
 from tinyface.eval.distances import l2_normalize, squared_distances
 from tinyface.files import atomic_write
 
 UNKNOWN = "unknown"
 GALLERY_FORMAT = 1
-_FIELDS = {"embeddings", "labels", "names", "paths", "meta", "format"}
+FILE_MEMBERS = {"embeddings": Member(2, "f"), "labels": Member(1, "iu"), "names": Member(1, "U"),
+                "paths": Member(1, "U"), "meta": Member(0, "U"), "format": Member(0, "iu")}
+"""The arrays of a gallery file (and of `tinyface embed`'s embeddings file): their dimensions and dtype kinds."""
 
 
 class GalleryError(ValueError):
@@ -151,21 +153,14 @@ class Gallery:
         if not path.is_file():
             raise FileNotFoundError(f"gallery file {path} does not exist; create it with `tinyface enroll`")
         try:
-            data = np.load(path, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise GalleryError(f"{path} is a single .npy array, not a tinyface gallery (.npz)")
-            with data:
-                if _FIELDS - set(data.files):
-                    raise GalleryError(f"{path} is not a tinyface gallery (expected the arrays {sorted(_FIELDS)})")
-                if int(data["format"]) != GALLERY_FORMAT:
-                    raise GalleryError(f"{path} has gallery format {int(data['format'])}, this tinyface reads "
-                                       f"{GALLERY_FORMAT}; enroll again")
-                gallery = cls(data["embeddings"], data["labels"], data["names"].tolist(), data["paths"].tolist(),
-                              json.loads(str(data["meta"])))
-        except GalleryError:
-            raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # JSONDecodeError is a ValueError
-            raise GalleryError(f"{path} is corrupt or not a tinyface gallery ({error}); enroll again") from error
+            data = read_npz(path, expected=FILE_MEMBERS, only_expected=True)
+            if int(data["format"]) != GALLERY_FORMAT:
+                raise GalleryError(f"{path} has gallery format {int(data['format'])}, this tinyface reads "
+                                   f"{GALLERY_FORMAT}; enroll again")
+            gallery = cls(data["embeddings"], data["labels"], data["names"].tolist(), data["paths"].tolist(),
+                          read_json_object(str(data["meta"]), f"the meta of {path}"))
+        except UntrustedFileError as error:
+            raise GalleryError(f"{error}: not a tinyface gallery, or a damaged one; enroll again") from None
         if len(gallery) == 0:
             raise GalleryError(f"{path} holds an empty gallery; enroll some faces first")
         return gallery

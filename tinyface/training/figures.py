@@ -1,5 +1,8 @@
 """Figures of a run, written as PNG with matplotlib's Agg backend (no display needed): the loss curve, the
-distance histograms of same and different pairs with the threshold tau, and ROC curves."""
+distance histograms of same and different pairs with the threshold tau, and ROC curves.
+
+Names of people, files and folders are text, not markup: matplotlib would read `$...$` as mathematics (and fail on
+one `$`) and drop legend labels that start with `_`, so every such text goes through `_literal` and `_legend`."""
 
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ def plot_distance_histograms(distances: np.ndarray, same: np.ndarray, tau: float
     ax.axvline(tau, color="k", ls="--", label=f"tau = {tau:.3f}")
     ax.set_xlabel("squared L2 distance d")
     ax.set_ylabel("pairs")
-    ax.set_title(title)
+    _literal(ax.set_title(title))
     ax.legend()
     return _save(fig, path)
 
@@ -61,18 +64,34 @@ def plot_distance_histograms(distances: np.ndarray, same: np.ndarray, tau: float
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path) -> Path:
     """ROC curves (TAR against FAR, FAR on a log axis), one per name: {name: (distances, same)}."""
     fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
-    for name, (distances, same) in curves.items():
+    handles = []
+    for distances, same in curves.values():
         far, tar, _ = roc_curve(distances, same)
-        ax.plot(np.maximum(far, 1e-4), tar, label=name)
+        handles += ax.plot(np.maximum(far, 1e-4), tar)
     ax.set_xscale("log")
     ax.set_xlim(1e-3, 1)
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("false accept rate (FAR)")
     ax.set_ylabel("true accept rate (VAL)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right")
+    _legend(ax, handles, list(curves), loc="lower right")
     ax.set_title("ROC on the test pairs")
     return _save(fig, path)
+
+
+def _literal(text: Any) -> Any:
+    """A matplotlib Text shown as written: no mathtext, so a `$` in a name is a dollar sign."""
+    text.set_parse_math(False)
+    return text
+
+
+def _legend(ax: Any, handles: Sequence[Any], labels: Sequence[str], **options: Any) -> Any:
+    """A legend of these labels, as written: given explicitly (matplotlib drops collected labels that start
+    with `_`), and literal (see _literal)."""
+    legend = ax.legend(handles, [str(label) for label in labels], **options)
+    for text in legend.get_texts():
+        _literal(text)
+    return legend
 
 
 def _save(fig: Any, path: str | Path) -> Path:
@@ -96,16 +115,18 @@ def plot_projection(embeddings: np.ndarray, labels: np.ndarray, names: Sequence[
     fig, ax = plt.subplots(figsize=(7, 6), constrained_layout=True)
     people = [p for p in np.unique(labels) if p >= 0]
     cmap = plt.get_cmap("tab20")
+    handles, legend = [], []
     if np.any(labels < 0):
-        ax.scatter(*xy[labels < 0].T, s=14, color="0.6", label="unlabelled")
+        handles.append(ax.scatter(*xy[labels < 0].T, s=14, color="0.6"))
+        legend.append("unlabelled")
     for k, person in enumerate(people):
-        name = names[person] if names is not None and person < len(names) else str(person)
-        ax.scatter(*xy[labels == person].T, s=18, color=cmap(k % 20), label=name)
+        handles.append(ax.scatter(*xy[labels == person].T, s=18, color=cmap(k % 20)))
+        legend.append(names[person] if names is not None and person < len(names) else str(person))
     if 0 < len(people) <= 20:
-        ax.legend(fontsize=7, loc="best", markerscale=0.8)
+        _legend(ax, handles, legend, fontsize=7, loc="best", markerscale=0.8)
     ax.set_xlabel("principal axis 1")
     ax.set_ylabel("principal axis 2")
-    ax.set_title(f"{title} (PCA, {len(e)} faces of {len(people)} people)")
+    _literal(ax.set_title(f"{title} (PCA, {len(e)} faces of {len(people)} people)"))
     return _save(fig, path)
 
 
@@ -156,7 +177,7 @@ def plot_clusters(images: np.ndarray, clusters: np.ndarray, path: str | Path, pe
             if column < len(members):
                 ax.imshow(_display(images[members[column]]), cmap="gray", vmin=0, vmax=255)
                 if captions is not None:
-                    ax.set_title(captions[members[column]][:14], fontsize=6)
+                    _literal(ax.set_title(captions[members[column]][:14], fontsize=6))
         name = "noise" if ids[k] < 0 else f"cluster {ids[k]}"
         axes[row, 0].text(-0.08, 0.5, f"{name}\n({sizes[k]})", transform=axes[row, 0].transAxes, ha="right",
                           va="center", fontsize=8)

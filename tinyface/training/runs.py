@@ -15,6 +15,7 @@ import numpy as np
 from tinyface.eval import open_set_report, pair_distances
 from tinyface.files import atomic_write
 from tinyface.training.checkpoint import CheckpointError, has_checkpoint, load_checkpoint
+from tinyface.training.compatibility import OldVersion
 from tinyface.training.figures import plot_distance_histograms, plot_loss_curve, plot_roc
 from tinyface.training.measure import METRIC_KEYS, baseline_metrics, embed, held_out_fold_metrics, verification_metrics
 from tinyface.training.split import LFW_FOLDS, Split, load_split, split_from_description
@@ -28,8 +29,12 @@ def train_run(split: Split, config: TrainConfig, out: str | Path, *, resume: boo
     """Train on the split's training people into `out`, then measure on its test pairs; write metrics.json and
     (unless figures=False) the figures there. Returns the metrics report."""
     out = Path(out)
+    old_view = None
+    if config.compatible_with is not None:  # the old model sees the training images as its own training did
+        view = OldVersion(config.compatible_with).view_for(split)
+        old_view = (view.train, view.validation)
     result = train(config, split.train, split.validation, out, resume=resume, progress=progress, log=log,
-                   metadata={"task": split.description})
+                   metadata={"task": split.description}, old_view=old_view)
     report, curves = measure_run(out, split)
     write_report(out, report, curves, result if figures else None, figures)
     return report

@@ -111,7 +111,11 @@ def load_split(
                                                  face_crop=face_crop), data)
         crop, pairs_of = face_crop, None
         if test_people is None:
-            count = int(np.clip(round(test_fraction * everyone.num_people), 1, everyone.num_people - 2))
+            count, people = round(test_fraction * everyone.num_people), everyone.num_people
+            if not 2 <= count <= people - 2:
+                raise ValueError(f"a test fraction of {test_fraction:g} tests {count} of the {people} people with "
+                                 "two or more images; testing needs 2 of them and training 2 others: choose a "
+                                 f"fraction between {2 / people:.2f} and {(people - 2) / people:.2f} (--test-fraction)")
             test_people = [everyone.names[p] for p in np.sort(rng.choice(everyone.num_people, count, False))]
         test_names = list(test_people)
         train_names = [n for n in everyone.names if n not in set(test_names)]
@@ -145,6 +149,15 @@ def load_split(
     train, validation = _split_validation(train, default_validation if validation_people is None
                                           else validation_people, rng)
     _need_pairs(train, "training", data)
+    _need_folds(int(pairs.same.sum()), int((~pairs.same).sum()), f"the {test.num_people} test people",
+                "add images or people to the folder, or test more of them (--test-fraction)" if dataset == "folder"
+                else "check the protocol files")
+    if validation is not None:
+        _need_folds(*_pair_counts(validation), f"the {validation.num_people} validation people",
+                    "validate on more people (--validation-people), or on none (0)")
+    else:  # tau is chosen on training people's pairs
+        _need_folds(*_pair_counts(train), f"the {train.num_people} training people",
+                    "add images or people, or test fewer of them")
     description = {"dataset": dataset, "data": None if data is None else str(Path(data).expanduser().resolve()),
                    "fold": fold, "image_size": image_size, "grayscale": grayscale, "face_crop": crop,
                    "validation_people": [] if validation is None else validation.names,
@@ -201,6 +214,22 @@ def _need_pairs(train: FaceDataset, what: str, data: Any) -> None:
     if np.sum(train.image_counts() >= 2) < 2:
         raise ValueError(f"fewer than 2 {what} people have two or more images (in {data}): triplets need an "
                          "anchor-positive pair and a negative")
+
+
+def _pair_counts(people: FaceDataset) -> tuple[int, int]:
+    """(matched, mismatched) pairs that eval.pairs_from_labels makes of these people's images: every matched
+    pair, and as many mismatched ones as there are (n_k images of person k, N in all)."""
+    n = people.image_counts().astype(np.int64)
+    matched = int(np.sum(n * (n - 1) // 2))
+    return matched, min(matched, int((n.sum() ** 2 - np.sum(n**2)) // 2))
+
+
+def _need_folds(matched: int, mismatched: int, who: str, remedy: str) -> None:
+    """Refuse, before any training, pairs that k-fold accuracy cannot use: fewer than k matched or mismatched
+    pairs (k = LFW_FOLDS), for the test pairs and for the pairs each epoch validates on and chooses tau from."""
+    if min(matched, mismatched) < LFW_FOLDS:
+        raise ValueError(f"{who} give {matched} matched and {mismatched} mismatched pairs, and {LFW_FOLDS}-fold "
+                         f"accuracy needs at least {LFW_FOLDS} of each: {remedy}")
 
 
 def _split_validation(

@@ -8,6 +8,10 @@ the spread mean ||f(x) - mean f||^2 of the batch's embeddings (0 when the embedd
 validation people (or, without them, on some training people) k-fold verification accuracy, AUC and the
 threshold tau that maximises accuracy on their pairs, which the checkpoint keeps.
 
+`compatible_with=OLD_RUN` trains a harmonic embedding, comparable with the old run's (training/compatibility.py):
+each loss but softmax runs on the pool of both versions' embeddings of the batch, softmax adds BCT's influence
+loss, and a run started from `init` first trains its re-initialised embedding layer alone (`embedding_steps`).
+
 `resume=True` continues from the last checkpoint exactly: weights, BatchNorm statistics, the optimiser's moments,
 the data generator's state (batches, augmentation, mining) and the step are all restored, so N steps in one go and
 N/2 + resume + N/2 give the same weights.
@@ -34,8 +38,9 @@ from tinyface.eval import best_threshold, kfold_accuracy, pair_distances, pairs_
 from tinyface.nn.models import FaceCNN
 from tinyface.pretrained import pretrained_run
 from tinyface.runtime import keep_freed_memory
-from tinyface.tensor import Tensor
+from tinyface.tensor import Tensor, no_grad
 from tinyface.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from tinyface.training.compatibility import OldBatch, OldVersion, mixed_threshold
 from tinyface.training.measure import NORMALIZATIONS, embed, preprocess
 
 LOSSES = ("semihard", "batch-hard", "batch-all", "facenet", "contrastive", "softmax")
@@ -71,6 +76,8 @@ class TrainConfig:
     crop_padding: int = 4
     seed: int = 0
     init: str | None = None  # start from the weights of this run folder ("pretrained": the bundled model)
+    compatible_with: str | None = None  # train a harmonic embedding, comparable with this old run's
+    embedding_steps: int | None = None  # FaceNet's first stage (see embedding_only_steps); None: the default
 
     def __post_init__(self) -> None:
         if self.widths is not None:
@@ -103,6 +110,14 @@ class TrainConfig:
                              f"use {smallest} or more")
         if self.minutes is not None and not (0 < self.minutes < math.inf):
             raise ValueError(f"minutes must be a positive number, got {self.minutes}")
+        if self.embedding_steps is not None:
+            if self.compatible_with is None:
+                raise ValueError("embedding_steps is the first stage of a compatible run (FaceNet's schedule): it "
+                                 "needs compatible_with (--compatible-with OLD_RUN)")
+            if self.embedding_steps < 0 or (self.embedding_steps > 0 and self.init is None):
+                raise ValueError(f"embedding_steps must be >= 0, and > 0 only when starting from init (the "
+                                 f"independently trained network whose embedding layer is re-initialised), got "
+                                 f"{self.embedding_steps} with init={self.init}")
 
     @property
     def alpha(self) -> float | str:
@@ -112,6 +127,14 @@ class TrainConfig:
         if self.margin is not None:
             return float(self.margin)
         return 1.0 if self.loss == "contrastive" else 0.2
+
+    @property
+    def embedding_only_steps(self) -> int:
+        """Steps at the start of a compatible run that train only the embedding layer, re-initialised (FaceNet's
+        schedule): embedding_steps if given, else one epoch when the run starts from init, else 0."""
+        if self.embedding_steps is not None:
+            return self.embedding_steps
+        return self.steps_per_epoch if self.compatible_with is not None and self.init is not None else 0
 
     @property
     def epochs(self) -> int:
@@ -197,6 +220,7 @@ def train(
     progress: bool = True,
     log: Callable[[str], Any] = print,
     callbacks: Sequence[Callable[[dict[str, Any]], Any]] = (),
+    old_view: tuple[FaceDataset, FaceDataset | None] | None = None,
 ) -> TrainResult:
     """Train a face model on `train_data` and return it with its threshold tau.
 
@@ -205,6 +229,9 @@ def train(
     resume=True continues the checkpoint there (its configuration must match, except a larger `steps`).
     metadata: JSON-able facts saved in run.json beside the run's own (e.g. how the data was split).
     callbacks: called with each epoch's record (a dict of the logged numbers) after it is logged.
+    old_view: with config.compatible_with, (train_data, validation) as the old model's training read images (its
+    size, grey or RGB, face crop), image by image the same (OldVersion.view_for gives it; train_run passes it);
+    default: train_data and validation as they are, resized to the old model's input.
     """
     if out is None and resume:
         raise ValueError("resume=True needs the run folder `out` holding the checkpoint")
@@ -218,16 +245,30 @@ def train(
     resuming = resume and has_checkpoint(out)
     if config.init is not None and not resuming:  # a resumed run's own checkpoint replaces the weights anyway
         start_from(model, config.init, preprocessing)
+    if config.embedding_only_steps > 0:  # FaceNet's schedule: a new embedding layer on the independent network
+        model.embedding = nn.Linear(model.embedding.in_features, config.embedding_dim, rng=init_rng)
+    old, old_monitored = None, None
+    if config.compatible_with is not None:
+        old = OldVersion(config.compatible_with)
+        old.check_new(model.config, config.loss)
+        old_train, old_validation = old_view or (train_data, validation)
+        if not np.array_equal(old_train.labels, train_data.labels):
+            raise ValueError("old_view must hold the training images in the order of train_data")
+        old.prepare(old_train.images, train_data.names, config.loss)
+        old_monitored = old.embed((old_validation if validation is not None else tau_people(old_train)).images)
     head = nn.Linear(config.embedding_dim, train_data.num_people, rng=init_rng) if config.loss == "softmax" else None
     optimizer = build_optimizer(config, model.parameters() + (head.parameters() if head else []))
     sampler = PKSampler(train_data.labels, config.people_per_batch, config.images_per_person, data_rng)
     monitor = _Monitor(validation if validation is not None else tau_people(train_data), preprocessing,
-                       "validation" if validation is not None else "train")
+                       "validation" if validation is not None else "train", old_monitored)
 
     step, history, step_losses, wall_time = 0, [], [], 0.0
     if resuming:
         checkpoint = load_checkpoint(out)
         _check_resumable(TrainConfig.from_dict(checkpoint.meta.get("config", {})), config, out)
+        if old is not None and checkpoint.meta["compatible_with"]["weights_sha256"] != old.weights_sha256:
+            raise ValueError(f"cannot resume {out}: the weights of {config.compatible_with} have changed since it "
+                             "started training compatible with them")
         model.load_state_dict(checkpoint.model_state)
         if head is not None:
             head.load_state_dict(checkpoint.head_state)
@@ -251,7 +292,9 @@ def train(
             batch = sampler.sample()
             x = training_batch(images[batch], config, data_rng)
             optimizer.lr = learning_rate(config, run_progress(config, step, wall_time + time.perf_counter() - start))
-            numbers = _train_step(model, head, optimizer, x, train_data.labels[batch], config, data_rng)
+            numbers = _train_step(model, head, optimizer, x, train_data.labels[batch], config, data_rng,
+                                  None if old is None else old.batch(batch, train_data.labels[batch]),
+                                  embedding_only=step < config.embedding_only_steps)
             step, count = step + 1, count + 1
             step_losses.append(numbers["loss"])
             for key, value in numbers.items():
@@ -263,6 +306,7 @@ def train(
         train_seconds = time.perf_counter() - start
         measured = monitor.measure(model)
         tau, tau_flip = measured.pop("tau"), measured.pop("tau_flip")  # maximise accuracy on the monitored pairs
+        tau_mixed = measured.pop("tau_mixed", None)  # for a new model's query against the old model's embeddings
         wall_time += time.perf_counter() - start
         epoch += 1
         record = {"epoch": epoch, "step": step, **{k: v / count for k, v in sums.items()}, **measured,
@@ -275,6 +319,10 @@ def train(
                     "tau": tau, "tau_flip": tau_flip, "tau_source": monitor.source, "config": asdict(config),
                     "step": step, "epoch": epoch, "finished": _finished(config, step, wall_time, history),
                     "rng": data_rng.bit_generator.state, "history": history, "wall_time": wall_time, **(metadata or {})}
+            if old is not None:  # which run, and which weights, this run's embeddings can be compared with
+                meta["compatible_with"] = {**old.record(), "tau": tau_mixed}
+            if head is not None:  # the classifier's classes, by name (an influence loss maps people to them)
+                meta["head_classes"] = train_data.names
             save_checkpoint(out, meta, model.state_dict(), optimizer.state_dict(),
                             head.state_dict() if head else None, np.asarray(step_losses), monitor.pairs)
         for callback in callbacks:
@@ -287,28 +335,47 @@ def train(
 
 # -- one step ------------------------------------------------------------------------------------------------
 def _train_step(model: FaceCNN, head: nn.Linear | None, optimizer: optim.Optimizer, x: np.ndarray,
-                labels: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> dict[str, float]:
-    """Forward, loss, backward, update; returns the batch's loss, active fraction and distance statistics."""
-    raw = model.embed_unnormalized(Tensor(x))
+                labels: np.ndarray, config: TrainConfig, rng: np.random.Generator, old: OldBatch | None = None,
+                embedding_only: bool = False) -> dict[str, float]:
+    """Forward, loss, backward, update; returns the batch's loss, active fraction and distance statistics (and
+    for a compatible run d_old_new, the mean d(v1(x), v2(x)) of an image's two embeddings).
+    embedding_only: only the embedding layer learns; the features are fixed (no gradient, BatchNorm in eval)."""
+    if embedding_only:
+        model.features.eval()
+        with no_grad():
+            features = model.features(Tensor(x))
+        model.features.train()
+        raw = model.embedding(features)
+    else:
+        raw = model.embed_unnormalized(Tensor(x))
     embeddings = model.normalize(raw) if model.normalize is not None else raw
     e = embeddings.numpy()
     d = np.asarray(kernels.pairwise_sqdist(e))
-    loss, active = _objective(embeddings, raw, labels, d, head, config, rng)
+    loss, active = _objective(embeddings, raw, labels, d, head, config, rng, old)
     optimizer.zero_grad()
     if loss is not None:
         loss.backward()
         optimizer.step()
     same = labels[:, None] == labels[None, :]
     off_diagonal = ~np.eye(len(labels), dtype=bool)
-    return {"loss": 0.0 if loss is None else float(loss.item()), "active": float(active),
-            "d_ap": float(d[same & off_diagonal].mean()), "d_an": float(d[~same].mean()),
-            "spread": float(np.mean(np.sum((e - e.mean(axis=0)) ** 2, axis=1)))}
+    numbers = {"loss": 0.0 if loss is None else float(loss.item()), "active": float(active),
+               "d_ap": float(d[same & off_diagonal].mean()), "d_an": float(d[~same].mean()),
+               "spread": float(np.mean(np.sum((e - e.mean(axis=0)) ** 2, axis=1)))}
+    if old is not None:
+        numbers["d_old_new"] = float(np.mean(np.sum((e - old.embeddings) ** 2, axis=1)))
+    return numbers
 
 
 def _objective(embeddings: Tensor, raw: Tensor, labels: np.ndarray, d: np.ndarray, head: nn.Linear | None,
-               config: TrainConfig, rng: np.random.Generator) -> tuple[Tensor | None, float]:
-    """(loss, fraction active) of the configured loss; loss None when the "facenet" rule selects no triplet."""
+               config: TrainConfig, rng: np.random.Generator, old: OldBatch | None = None
+               ) -> tuple[Tensor | None, float]:
+    """(loss, fraction active) of the configured loss; loss None when the "facenet" rule selects no triplet.
+    old: a compatible run's old embeddings of the batch: every loss but softmax runs on the pool of both versions
+    (losses.version_union: the harmonic loss); softmax adds the influence loss of the old classifier."""
     alpha = config.alpha
+    if old is not None and config.loss != "softmax":
+        embeddings, labels = losses.version_union(embeddings, old.embeddings, labels)
+        d = np.asarray(kernels.pairwise_sqdist(embeddings.numpy()))
     if config.loss == "semihard":
         return losses.semihard_triplet_loss(embeddings, labels, alpha), _active(d, mining.semihard_negative_triplets(
             d, labels), alpha)
@@ -336,7 +403,11 @@ def _objective(embeddings: Tensor, raw: Tensor, labels: np.ndarray, d: np.ndarra
         return per_pair.mean(), float(np.mean(per_pair.numpy() > 0))
     logits = head(raw)  # softmax: a classifier over the training people on the embedding layer
     wrong = np.mean(logits.numpy().argmax(axis=1) != labels)
-    return losses.cross_entropy(logits, labels), float(wrong)
+    loss = losses.cross_entropy(logits, labels)
+    known = np.flatnonzero(old.classes >= 0) if old is not None else []
+    if len(known):  # BCT: the old classifier, frozen, also classifies the new embeddings of the people it knows
+        loss = loss + losses.influence_loss(raw[known], *old.classifier, old.classes[known])
+    return loss, float(wrong)
 
 
 def _active(d: np.ndarray, triplets: np.ndarray, alpha: float) -> float:
@@ -376,22 +447,30 @@ def tau_people(data: FaceDataset) -> FaceDataset:
 
 
 class _Monitor:
-    """Verification on fixed pairs of held-out people after each epoch: k-fold accuracy, AUC and tau."""
+    """Verification on fixed pairs of held-out people after each epoch: k-fold accuracy, AUC and tau; for a
+    compatible run (old: the old model's embeddings of these people) also on mixed pairs, one image by each
+    version: their accuracy and tau_mixed."""
 
-    def __init__(self, people: FaceDataset, preprocessing: dict[str, Any], source: str) -> None:
-        self.people, self.preprocessing, self.source = people, preprocessing, source
+    def __init__(self, people: FaceDataset, preprocessing: dict[str, Any], source: str,
+                 old: np.ndarray | None = None) -> None:
+        self.people, self.preprocessing, self.source, self.old = people, preprocessing, source, old
         self.i, self.j, self.same = pairs_from_labels(people.labels, rng=0)
         self.pairs: dict[str, np.ndarray] = {}  # the distances last measured, kept in the checkpoint
 
     def measure(self, model: FaceCNN) -> dict[str, float]:
         """Accuracy and AUC of plain embeddings, and tau for plain and for flipped (test-time) embeddings."""
-        d = pair_distances(embed(model, self.people.images, self.preprocessing), self.i, self.j)
+        e = embed(model, self.people.images, self.preprocessing)
+        d = pair_distances(e, self.i, self.j)
         d_flip = pair_distances(embed(model, self.people.images, self.preprocessing, flip=True), self.i, self.j)
         far, tar, _ = roc_curve(d, self.same)
         self.pairs = {"distances": d.astype(np.float32), "distances_flip": d_flip.astype(np.float32), "same": self.same}
-        return {f"{self.source}_accuracy": kfold_accuracy(d, self.same).mean,
-                f"{self.source}_auc": area_under(far, tar), "tau": best_threshold(d, self.same),
-                "tau_flip": best_threshold(d_flip, self.same)}
+        measured = {f"{self.source}_accuracy": kfold_accuracy(d, self.same).mean,
+                    f"{self.source}_auc": area_under(far, tar), "tau": best_threshold(d, self.same),
+                    "tau_flip": best_threshold(d_flip, self.same)}
+        if self.old is not None:
+            measured[f"{self.source}_mixed_accuracy"], measured["tau_mixed"] = mixed_threshold(
+                self.old, e, self.i, self.j, self.same)
+        return measured
 
 
 def _finished(config: TrainConfig, step: int, wall_time: float, history: list[dict[str, Any]]) -> bool:
@@ -412,8 +491,10 @@ def _check_resumable(saved: TrainConfig, config: TrainConfig, out: Any) -> None:
 
 def _format(record: dict[str, Any], config: TrainConfig, source: str) -> str:
     epochs = config.epochs if config.minutes is None else f"{config.minutes:g}min"
+    mixed = (f"mixed acc {record[f'{source}_mixed_accuracy']:.3f} d(v1,v2) {record['d_old_new']:.3f}  "
+             if f"{source}_mixed_accuracy" in record else "")
     return (f"epoch {record['epoch']:>3}/{epochs}  step {record['step']:>6}  loss {record['loss']:.4f}  "
             f"active {record['active']:.3f}  d(a,p) {record['d_ap']:.3f}  d(a,n) {record['d_an']:.3f}  "
             f"spread {record['spread']:.3f}  {source} acc {record[f'{source}_accuracy']:.3f} "
-            f"auc {record[f'{source}_auc']:.3f}  tau {record['tau']:.3f}  {record['images_per_second']:.0f} img/s  "
-            f"({record['seconds']:.1f} s)")
+            f"auc {record[f'{source}_auc']:.3f}  tau {record['tau']:.3f}  {mixed}"
+            f"{record['images_per_second']:.0f} img/s  ({record['seconds']:.1f} s)")
