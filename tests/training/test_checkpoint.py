@@ -144,13 +144,19 @@ def test_ctrl_c_during_the_commit_waits_until_the_old_weights_are_gone(tmp_path,
     def ctrl_c_after_the_record(path, write):
         written = real_write(path, write)
         if path.name == "run.json":
-            signal.raise_signal(signal.SIGINT)  # Ctrl-C right after the commit, to this very thread (os.kill may
-            # hand it to one of NumPy's or Numba's threads, and the main thread would see it only later)
+            # Ctrl-C right after the commit, before the old .npz is removed: the handler in place then is called,
+            # as Python calls it when the signal arrives (sending a real signal made the test depend on which
+            # thread received it and when the main thread looked)
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
         return written
 
     monkeypatch.setattr(ck, "atomic_write", ctrl_c_after_the_record)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tmp_path, meta_for(model, 2), model.state_dict())
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever ran before
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(tmp_path, meta_for(model, 2), model.state_dict())
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-0000002.npz", "run.json"]
     monkeypatch.undo()
     (tmp_path / "checkpoint-0000009.npz").write_bytes(b"left by a save that was killed")

@@ -23,6 +23,7 @@ as ex`; open verdict.py first, for the Verdict and the helpers every check reads
     lesson07_measuring          check_eer, check_kfold_accuracy, check_threshold_at_far,
                                 check_pairwise_precision_recall
     lesson08_gpu_kernels        check_pairwise_sqdist, check_batch_hard_kernel
+    lesson09_harmonic_embeddings  check_harmonic_loss, check_update_gain, check_mixed_distances
     lesson10_your_own_photos    check_false_alarm_rate, check_per_person_far, check_open_set_tau
     lesson11_face_alignment     check_similarity_transform, check_inverse_warp, check_affine_fit
 """
