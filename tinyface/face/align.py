@@ -214,7 +214,7 @@ def detect_faces(image: np.ndarray, min_size: int = 30) -> np.ndarray:
     """Face boxes (M, 4) as (x, y, width, height), largest first, from OpenCV's shipped frontal-face Haar
     cascade. image: uint8 (H, W) or (H, W, 3) RGB. Needs OpenCV 4 (`pip install 'opencv-python-headless<5'`)."""
     cascade = face_detector()
-    import cv2
+    import cv2  # installed: face_detector() has checked
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise ValueError(f"image must be uint8 (H, W) or (H, W, 3), got {image.dtype} {image.shape}")
@@ -224,13 +224,18 @@ def detect_faces(image: np.ndarray, min_size: int = 30) -> np.ndarray:
     return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
 
 
+def largest_face_box(image: np.ndarray, advice: str) -> np.ndarray:
+    """(x, y, width, height) of the largest detected face; NoFaceError, ending with `advice`, when none."""
+    boxes = detect_faces(image)
+    if len(boxes) == 0:
+        raise NoFaceError(f"no face found in the image; {advice}")
+    return boxes[0]
+
+
 def crop_largest_face(image: np.ndarray, margin: float = 0.2) -> np.ndarray:
     """The largest detected face, its box grown by `margin` of its side on every side (clamped to the image).
     Raises NoFaceError when the detector finds none."""
-    boxes = detect_faces(image)
-    if len(boxes) == 0:
-        raise NoFaceError("no face found in the image; crop it by hand or give landmarks instead")
-    x, y, w, h = boxes[0]
+    x, y, w, h = largest_face_box(image, "crop it by hand or give landmarks instead")
     grow_x, grow_y = int(round(margin * w)), int(round(margin * h))
     top, left = max(0, y - grow_y), max(0, x - grow_x)
     return np.asarray(image)[top : y + h + grow_y, left : x + w + grow_x]
@@ -244,10 +249,7 @@ def frame_detected_face(image: np.ndarray, face_crop: float) -> np.ndarray:
     if not 0 < face_crop <= 1:
         raise ValueError(f"face_crop is a fraction of the frame in (0, 1], got {face_crop}")
     image = np.asarray(image)
-    boxes = detect_faces(image)
-    if len(boxes) == 0:
-        raise NoFaceError("no face found in the image; crop it by hand and pass --aligned, or give landmarks")
-    x, y, w, h = boxes[0]
+    x, y, w, h = largest_face_box(image, "crop it by hand and pass --aligned, or give landmarks")
     height, width = image.shape[:2]
     side = min(round(face_crop / HAAR_BOX_OF_LFW_FRAME * max(w, h)), height, width)
     top = int(np.clip(round(y + h / 2 - side / 2), 0, height - side))
