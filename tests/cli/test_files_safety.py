@@ -438,3 +438,12 @@ def test_the_lock_of_a_training_that_has_not_written_its_pid_yet_holds(tmp_path)
         holder.communicate("\n", timeout=30)
     with run_lock(tmp_path):  # free again once its owner is done
         pass
+
+
+def test_center_loss_flags_out_of_range_or_without_softmax_are_refused(folder, tmp_path, capsys):
+    for flags, message in ((["--center-loss", "0.1"], "only with loss='softmax'"),
+                           (["--loss", "softmax", "--center-loss", "nan"], "center_loss must be a number >= 0"),
+                           (["--loss", "softmax", "--center-loss", "0.1", "--center-rate", "0"],
+                            "center_rate must be in")):
+        fails([*train_args(folder, tmp_path / "run"), *flags], capsys, message)
+    assert not any((tmp_path / "run").glob("checkpoint-*.npz"))

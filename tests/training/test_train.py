@@ -88,6 +88,37 @@ def test_resume_continues_an_interrupted_run_exactly(loss, faces, tmp_path):
         assert weights_equal(straight.head, resumed.head)
 
 
+def test_softmax_with_center_loss_pulls_people_to_their_centers_and_resumes_exactly(faces, tmp_path):
+    quiet = {"progress": False, "log": lambda line: None}
+    config = tiny(loss="softmax", center_loss=0.5, steps=6)
+    straight = train(config, *faces, tmp_path / "straight", **quiet)
+    centers = load_checkpoint(tmp_path / "straight").head_state["centers"]
+    assert centers.shape == (6, 8) and np.abs(centers).sum() > 0  # moved from zero towards the embeddings
+
+    def stop_after_epoch_one(record):
+        if record["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(config, *faces, tmp_path / "resumed", callbacks=[stop_after_epoch_one], **quiet)
+    resumed = train(config, *faces, tmp_path / "resumed", resume=True, **quiet)
+    assert weights_equal(straight.model, resumed.model) and weights_equal(straight.head, resumed.head)
+    np.testing.assert_array_equal(centers, load_checkpoint(tmp_path / "resumed").head_state["centers"])
+    np.testing.assert_array_equal(straight.step_losses, resumed.step_losses)
+    plain = train(tiny(loss="softmax", steps=6), *faces, **quiet)  # same seed, batches and start: no center term
+    assert straight.step_losses[0] > plain.step_losses[0] + 1e-3  # centers start at 0: the term is 1/2 ||x||^2
+
+
+def test_the_center_loss_is_refused_without_softmax_and_out_of_range():
+    for bad in ({"center_loss": 0.1}, {"loss": "softmax", "center_loss": -1.0},
+                {"loss": "softmax", "center_loss": float("nan")}):
+        with pytest.raises(ValueError, match="center_loss must be a number >= 0"):
+            TrainConfig(**bad)
+    for rate in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="center_rate must be in"):
+            TrainConfig(loss="softmax", center_loss=0.1, center_rate=rate)
+
+
 def test_resume_can_extend_a_run_but_not_change_it(faces, tmp_path):
     quiet = {"progress": False, "log": lambda line: None}
     train(tiny(), *faces, tmp_path, **quiet)

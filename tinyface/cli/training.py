@@ -98,6 +98,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", choices=LOSSES, help=f"default {defaults.loss}")
     p.add_argument("--margin", type=_margin, help="alpha (default 0.2; 1.0 for contrastive); 'soft' for "
                                                  "batch-hard's soft margin log(1 + exp(d_ap - d_an))")
+    p.add_argument("--center-loss", type=float, metavar="LAMBDA",
+                   help="with --loss softmax: add Wen et al.'s center loss, LAMBDA x mean 1/2 ||x - c_y||^2 on the "
+                        "embedding layer, each person's center c_y following their embeddings (default 0: none)")
+    p.add_argument("--center-rate", type=float, metavar="R",
+                   help=f"how far each center moves towards its batch's embeddings per step, in (0, 1] (default "
+                        f"{defaults.center_rate:g})")
     p.add_argument("--people-per-batch", "-P", type=int, help="people per batch (default 10 for Olivetti, else 32)")
     p.add_argument("--images-per-person", "-K", type=int, help="images per person (default 10 for Olivetti, else 4)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {defaults.optimizer}")
@@ -129,7 +135,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 # The flags that set up a run (TrainConfig fields of the same name): a resumed run keeps the saved ones.
 FIXED_ON_RESUME = ("loss", "margin", "people_per_batch", "images_per_person", "optimizer", "lr", "weight_decay",
                    "lr_schedule", "model", "embedding_dim", "image_size", "steps_per_epoch", "init", "seed",
-                   "compatible_with", "embedding_steps")
+                   "compatible_with", "embedding_steps", "center_loss", "center_rate")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -304,7 +310,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1))
     else:
         print(format_table(report) + format_open_set(report.get("open_set")))
-    if args.figures:
+    if args.figures and not args.json:  # the output of --json is JSON only
         print("figures: " + ", ".join(str(Path(args.figures) / name) for name in VALIDATION_FIGURES))
     return 0
 

@@ -3,7 +3,8 @@
     run.json                  architecture (model.config), preprocessing, the threshold tau, the training
                               configuration, step, epoch, RNG state, history; the name and sha256 of the .npz
     checkpoint-<step>.npz     "model/<name>" (model.state_dict()), "optimizer/<key>", "head/<name>" (a softmax
-                              classifier, when training has one), "log/step_loss", "tau/distances",
+                              classifier, when training has one; "head/centers": the center loss's class
+                              centers), "log/step_loss", "tau/distances",
                               "tau/distances_flip", "tau/same" (the pairs tau was chosen on, for the confidence of
                               a comparison without the training data); read with allow_pickle=False
 

@@ -12,9 +12,12 @@ threshold tau that maximises accuracy on their pairs, which the checkpoint keeps
 each loss but softmax runs on the pool of both versions' embeddings of the batch, softmax adds BCT's influence
 loss, and a run started from `init` first trains its re-initialised embedding layer alone (`embedding_steps`).
 
+Softmax may add Wen et al.'s center loss (`center_loss`: its weight lambda), which pulls each training person's
+embeddings to a center that follows them; the centers are saved with the classifier.
+
 `resume=True` continues from the last checkpoint exactly: weights, BatchNorm statistics, the optimiser's moments,
-the data generator's state (batches, augmentation, mining) and the step are all restored, so N steps in one go and
-N/2 + resume + N/2 give the same weights.
+the center loss's centers, the data generator's state (batches, augmentation, mining) and the step are all
+restored, so N steps in one go and N/2 + resume + N/2 give the same weights.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ LOSSES = ("semihard", "batch-hard", "batch-all", "facenet", "contrastive", "soft
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
 SCHEDULES = ("constant", "cosine")
 ARCHITECTURES = {"reference": (32, 64, 128, 128), "lfw": (32, 64, 128, 256, 256)}
+CENTERS_KEY = "centers"  # the center loss's class centers, saved beside the softmax head's weights
 MAX_TAU_IMAGES = 500  # without validation people, tau is chosen on the pairs of at most this many training images
 
 
@@ -78,6 +82,8 @@ class TrainConfig:
     init: str | None = None  # start from the weights of this run folder ("pretrained": the bundled model)
     compatible_with: str | None = None  # train a harmonic embedding, comparable with this old run's
     embedding_steps: int | None = None  # FaceNet's first stage (see embedding_only_steps); None: the default
+    center_loss: float = 0.0  # softmax only: lambda of Wen et al.'s center loss, added to the cross-entropy
+    center_rate: float = 0.5  # how far the class centers move towards their batch's embeddings each step
 
     def __post_init__(self) -> None:
         if self.widths is not None:
@@ -110,6 +116,12 @@ class TrainConfig:
                              f"use {smallest} or more")
         if self.minutes is not None and not (0 < self.minutes < math.inf):
             raise ValueError(f"minutes must be a positive number, got {self.minutes}")
+        if not 0 <= self.center_loss < math.inf or (self.center_loss > 0 and self.loss != "softmax"):
+            raise ValueError(f"center_loss must be a number >= 0, and > 0 only with loss='softmax' (it pulls each "
+                             f"person's embeddings to the center the classifier's class keeps), got "
+                             f"{self.center_loss} with loss={self.loss!r}")
+        if not 0 < self.center_rate <= 1:
+            raise ValueError(f"center_rate must be in (0, 1], got {self.center_rate}")
         if self.embedding_steps is not None:
             if self.compatible_with is None:
                 raise ValueError("embedding_steps is the first stage of a compatible run (FaceNet's schedule): it "
@@ -257,6 +269,8 @@ def train(
         old.prepare(old_train.images, train_data.names, config.loss)
         old_monitored = old.embed((old_validation if validation is not None else tau_people(old_train)).images)
     head = nn.Linear(config.embedding_dim, train_data.num_people, rng=init_rng) if config.loss == "softmax" else None
+    # center loss: one center per training person in the space of the (unnormalised) embedding, moved each step
+    centers = np.zeros((train_data.num_people, config.embedding_dim), np.float32) if config.center_loss else None
     optimizer = build_optimizer(config, model.parameters() + (head.parameters() if head else []))
     sampler = PKSampler(train_data.labels, config.people_per_batch, config.images_per_person, data_rng)
     monitor = _Monitor(validation if validation is not None else tau_people(train_data), preprocessing,
@@ -271,7 +285,10 @@ def train(
                              "started training compatible with them")
         model.load_state_dict(checkpoint.model_state)
         if head is not None:
-            head.load_state_dict(checkpoint.head_state)
+            head_state = dict(checkpoint.head_state)
+            if centers is not None:
+                centers[...] = head_state.pop(CENTERS_KEY)
+            head.load_state_dict(head_state)
         optimizer.load_state_dict(checkpoint.optimizer_state)
         data_rng.bit_generator.state = checkpoint.meta["rng"]  # the sampler shares this generator
         step, history = int(checkpoint.meta["step"]), list(checkpoint.meta["history"])
@@ -294,7 +311,7 @@ def train(
             optimizer.lr = learning_rate(config, run_progress(config, step, wall_time + time.perf_counter() - start))
             numbers = _train_step(model, head, optimizer, x, train_data.labels[batch], config, data_rng,
                                   None if old is None else old.batch(batch, train_data.labels[batch]),
-                                  embedding_only=step < config.embedding_only_steps)
+                                  embedding_only=step < config.embedding_only_steps, centers=centers)
             step, count = step + 1, count + 1
             step_losses.append(numbers["loss"])
             for key, value in numbers.items():
@@ -323,8 +340,10 @@ def train(
                 meta["compatible_with"] = {**old.record(), "tau": tau_mixed}
             if head is not None:  # the classifier's classes, by name (an influence loss maps people to them)
                 meta["head_classes"] = train_data.names
-            save_checkpoint(out, meta, model.state_dict(), optimizer.state_dict(),
-                            head.state_dict() if head else None, np.asarray(step_losses), monitor.pairs)
+            head_state = None if head is None else {**head.state_dict(),
+                                                    **({} if centers is None else {CENTERS_KEY: centers})}
+            save_checkpoint(out, meta, model.state_dict(), optimizer.state_dict(), head_state,
+                            np.asarray(step_losses), monitor.pairs)
         for callback in callbacks:
             callback(record)
     tau = history[-1]["tau"]  # of the last epoch (also when a finished run was "resumed")
@@ -336,10 +355,11 @@ def train(
 # -- one step ------------------------------------------------------------------------------------------------
 def _train_step(model: FaceCNN, head: nn.Linear | None, optimizer: optim.Optimizer, x: np.ndarray,
                 labels: np.ndarray, config: TrainConfig, rng: np.random.Generator, old: OldBatch | None = None,
-                embedding_only: bool = False) -> dict[str, float]:
+                embedding_only: bool = False, centers: np.ndarray | None = None) -> dict[str, float]:
     """Forward, loss, backward, update; returns the batch's loss, active fraction and distance statistics (and
     for a compatible run d_old_new, the mean d(v1(x), v2(x)) of an image's two embeddings).
-    embedding_only: only the embedding layer learns; the features are fixed (no gradient, BatchNorm in eval)."""
+    embedding_only: only the embedding layer learns; the features are fixed (no gradient, BatchNorm in eval).
+    centers: the center loss's class centers (softmax with config.center_loss), moved here after the step."""
     if embedding_only:
         model.features.eval()
         with no_grad():
@@ -351,11 +371,13 @@ def _train_step(model: FaceCNN, head: nn.Linear | None, optimizer: optim.Optimiz
     embeddings = model.normalize(raw) if model.normalize is not None else raw
     e = embeddings.numpy()
     d = np.asarray(kernels.pairwise_sqdist(e))
-    loss, active = _objective(embeddings, raw, labels, d, head, config, rng, old)
+    loss, active = _objective(embeddings, raw, labels, d, head, config, rng, old, centers)
     optimizer.zero_grad()
     if loss is not None:
         loss.backward()
         optimizer.step()
+    if centers is not None:  # Wen et al.: the centers follow the embeddings the step was computed on
+        centers[...] = losses.update_centers(centers, raw.numpy(), labels, config.center_rate)
     same = labels[:, None] == labels[None, :]
     off_diagonal = ~np.eye(len(labels), dtype=bool)
     numbers = {"loss": 0.0 if loss is None else float(loss.item()), "active": float(active),
@@ -367,11 +389,12 @@ def _train_step(model: FaceCNN, head: nn.Linear | None, optimizer: optim.Optimiz
 
 
 def _objective(embeddings: Tensor, raw: Tensor, labels: np.ndarray, d: np.ndarray, head: nn.Linear | None,
-               config: TrainConfig, rng: np.random.Generator, old: OldBatch | None = None
-               ) -> tuple[Tensor | None, float]:
+               config: TrainConfig, rng: np.random.Generator, old: OldBatch | None = None,
+               centers: np.ndarray | None = None) -> tuple[Tensor | None, float]:
     """(loss, fraction active) of the configured loss; loss None when the "facenet" rule selects no triplet.
     old: a compatible run's old embeddings of the batch: every loss but softmax runs on the pool of both versions
-    (losses.version_union: the harmonic loss); softmax adds the influence loss of the old classifier."""
+    (losses.version_union: the harmonic loss); softmax adds the influence loss of the old classifier.
+    centers: softmax with center loss, L = cross-entropy + lambda mean_i 1/2 ||x_i - c_(y_i)||^2 (Wen et al.)."""
     alpha = config.alpha
     if old is not None and config.loss != "softmax":
         embeddings, labels = losses.version_union(embeddings, old.embeddings, labels)
@@ -404,6 +427,8 @@ def _objective(embeddings: Tensor, raw: Tensor, labels: np.ndarray, d: np.ndarra
     logits = head(raw)  # softmax: a classifier over the training people on the embedding layer
     wrong = np.mean(logits.numpy().argmax(axis=1) != labels)
     loss = losses.cross_entropy(logits, labels)
+    if centers is not None:
+        loss = loss + config.center_loss * losses.center_loss(raw, labels, centers)
     known = np.flatnonzero(old.classes >= 0) if old is not None else []
     if len(known):  # BCT: the old classifier, frozen, also classifies the new embeddings of the people it knows
         loss = loss + losses.influence_loss(raw[known], *old.classifier, old.classes[known])
