@@ -494,11 +494,38 @@ def test_pk_batches_hold_p_people_with_k_images_each(counts, people, per_person,
     assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
 
 
+@settings(max_examples=40, deadline=None)
+@given(counts=st.lists(st.integers(1, 5), min_size=4, max_size=12), extra=st.integers(0, 3),
+       seed=st.integers(0, 2**32 - 1))
+def test_extra_people_are_one_image_each_of_people_outside_the_p(counts, extra, seed):
+    labels = np.random.default_rng(seed).permutation(np.repeat(np.arange(len(counts)), counts))
+    people = 2
+    if sum(c >= 2 for c in counts) < people or extra > len(counts) - people:
+        return
+    plain, sampler = PKSampler(labels, people, 2, rng=seed), PKSampler(labels, people, 2, rng=seed,
+                                                                       extra_people=extra)
+    singles_seen = set()
+    for _ in range(10):
+        indices = sampler.sample()
+        pk, extra_people = labels[indices[: people * 2]], labels[indices[people * 2 :]]
+        assert len(extra_people) == extra and len(set(extra_people)) == extra  # one image each
+        assert np.all(pk.reshape(people, 2) == pk.reshape(people, 2)[:, :1]) and not set(pk) & set(extra_people)
+        singles_seen |= {e for e in extra_people if counts[e] == 1}
+    if extra and any(c == 1 for c in counts) and extra >= len(counts) - people:
+        assert singles_seen  # everyone outside the P is drawn, one-image people included
+    first = PKSampler(labels, people, 2, rng=seed, extra_people=extra).sample()
+    assert np.array_equal(first, PKSampler(labels, people, 2, rng=seed, extra_people=extra).sample())
+    if extra == 0:
+        assert np.array_equal(plain.sample(), PKSampler(labels, people, 2, rng=seed).sample())
+
+
 def test_pk_sampler_errors():
     with pytest.raises(ValueError, match="images_per_person >= 2"):
         PKSampler(np.array([0, 0, 1, 1]), 2, 1, rng=0)
     with pytest.raises(ValueError, match="only 1 identities"):
         PKSampler(np.array([0, 0, 1, 2]), 2, 2, rng=0)
+    with pytest.raises(ValueError, match="extra_people must be between 0 and the 1 people"):
+        PKSampler(np.array([0, 0, 1, 1, 2]), 2, 2, rng=0, extra_people=2)
 
 
 def test_folder_scans_skip_hidden_entries_and_other_files(tmp_path):

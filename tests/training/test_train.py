@@ -54,6 +54,15 @@ def test_every_loss_trains_and_logs_its_numbers(loss, faces):
     assert np.isfinite(result.tau) and not result.model.training
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_trains_with_extra_one_image_people_as_negatives(loss, faces):
+    result = train(tiny(loss=loss, extra_people=2), *faces, progress=False, log=lambda line: None)
+    assert np.all(np.isfinite(result.step_losses)) and np.isfinite(result.tau)
+    assert all(0 <= r["active"] <= 1 and r["images_per_second"] > 0 for r in result.history)
+    with pytest.raises(ValueError, match="extra_people must be between 0 and the 2 people"):
+        train(tiny(loss=loss, extra_people=3), *faces, progress=False, log=lambda line: None)
+
+
 def test_a_seed_reproduces_a_run_and_another_seed_does_not(faces):
     quiet = {"progress": False, "log": lambda line: None}
     first, second = train(tiny(), *faces, **quiet), train(tiny(), *faces, **quiet)

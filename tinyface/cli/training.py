@@ -106,6 +106,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                         f"{defaults.center_rate:g})")
     p.add_argument("--people-per-batch", "-P", type=int, help="people per batch (default 10 for Olivetti, else 32)")
     p.add_argument("--images-per-person", "-K", type=int, help="images per person (default 10 for Olivetti, else 4)")
+    p.add_argument("--extra-people", type=int, metavar="N",
+                   help="each batch also holds one image each of N more people, drawn from everyone (those with "
+                        "a single image too): negatives only, never anchors (default 0)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {defaults.optimizer}")
     p.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr:g})")
     p.add_argument("--weight-decay", type=float, help=f"default {defaults.weight_decay:g}")
@@ -133,9 +136,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 
 # The flags that set up a run (TrainConfig fields of the same name): a resumed run keeps the saved ones.
-FIXED_ON_RESUME = ("loss", "margin", "people_per_batch", "images_per_person", "optimizer", "lr", "weight_decay",
-                   "lr_schedule", "model", "embedding_dim", "image_size", "steps_per_epoch", "init", "seed",
-                   "compatible_with", "embedding_steps", "center_loss", "center_rate")
+FIXED_ON_RESUME = ("loss", "margin", "people_per_batch", "images_per_person", "extra_people", "optimizer", "lr",
+                   "weight_decay", "lr_schedule", "model", "embedding_dim", "image_size", "steps_per_epoch", "init",
+                   "seed", "compatible_with", "embedding_steps", "center_loss", "center_rate")
 
 
 def _train(args: argparse.Namespace) -> int:

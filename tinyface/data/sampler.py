@@ -1,4 +1,5 @@
-"""P x K batches: P identities, K images of each, so every batch holds anchor-positive pairs to mine."""
+"""P x K batches: P identities, K images of each, so every batch holds anchor-positive pairs to mine (and,
+optionally, more people with one image each: negatives only)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ class PKSampler:
     than silently shrinking the batch). Each epoch yields `batches_per_epoch` batches (default: about one pass
     over the usable images); iterating again continues the generator's stream, so epochs differ but a run
     is reproducible from its seed.
+
+    extra_people: each batch ends with one image each of this many more people, drawn from everyone not among
+    the P, those with a single image included. They have no positive in the batch, so they are never anchors,
+    only negatives for the others: people a P x K batch could never show (on LFW, most of them) still teach the
+    model who is someone else.
     """
 
     def __init__(
@@ -25,6 +31,7 @@ class PKSampler:
         images_per_person: int,
         rng: np.random.Generator | int,
         batches_per_epoch: int | None = None,
+        extra_people: int = 0,
     ):
         labels = np.asarray(labels)
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
@@ -43,9 +50,18 @@ class PKSampler:
                 f"more "
                 f"images ({self.skipped_identities} have one); lower people_per_batch or add data"
             )
+        if not 0 <= extra_people <= len(identities) - people_per_batch:
+            raise ValueError(f"extra_people must be between 0 and the {len(identities) - people_per_batch} people "
+                             f"not among the P={people_per_batch}, got {extra_people}")
         self.people_per_batch, self.images_per_person = people_per_batch, images_per_person
+        self.extra_people = int(extra_people)
         self.rng = np.random.default_rng(rng)
         self.identities, self.counts = identities[usable], counts[usable]
+        # Everyone, for the extra people: the images of identity e are everyone_order[everyone_starts[e] + 0..n-1].
+        self.everyone_order = np.argsort(labels, kind="stable")
+        self.everyone_counts = counts
+        self.everyone_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.usable_index = np.flatnonzero(usable)  # usable identity u is identity usable_index[u] of everyone
         # The images of usable identity u are by_identity[starts[u] : starts[u] + counts[u]].
         order = np.argsort(labels, kind="stable")
         self.by_identity = order[np.isin(labels[order], self.identities)]
@@ -63,7 +79,8 @@ class PKSampler:
             yield self.sample()
 
     def sample(self) -> np.ndarray:
-        """One batch of indices into `labels`, (P * K,): K of the first person, then K of the second..."""
+        """One batch of indices into `labels`, (P * K + extra_people,): K of the first person, then K of the
+        second..., then one image of each extra person."""
         p, k = self.people_per_batch, self.images_per_person
         chosen = self.rng.choice(len(self.identities), size=p, replace=False)
         counts = self.counts[chosen]
@@ -76,4 +93,10 @@ class PKSampler:
         if distinct.shape[1] < k:  # nobody chosen has K images
             distinct = repeated
         offsets = np.where(counts[:, None] >= k, distinct, repeated)
-        return self.by_identity[self.starts[chosen][:, None] + offsets].reshape(-1)
+        batch = self.by_identity[self.starts[chosen][:, None] + offsets].reshape(-1)
+        if not self.extra_people:
+            return batch
+        others = np.delete(np.arange(len(self.everyone_counts)), self.usable_index[chosen])
+        extra = self.rng.choice(others, size=self.extra_people, replace=False)
+        one = self.rng.integers(0, self.everyone_counts[extra])
+        return np.concatenate([batch, self.everyone_order[self.everyone_starts[extra] + one]])

@@ -64,6 +64,7 @@ class TrainConfig:
     margin: float | str | None = None  # None: 0.2 for triplets, 1.0 (plain L2) for contrastive; "soft": batch-hard
     people_per_batch: int = 10
     images_per_person: int = 10
+    extra_people: int = 0  # one image each of this many more people per batch: negatives only (PKSampler)
     steps: int = 300
     steps_per_epoch: int = 30
     minutes: float | None = None  # a wall-clock budget: train until it is spent (then `steps` is only a ceiling)
@@ -100,6 +101,8 @@ class TrainConfig:
         if self.people_per_batch < 2 or self.images_per_person < 2:
             raise ValueError("batches need at least 2 people x 2 images (anchor-positive pairs and negatives), got "
                              f"{self.people_per_batch} x {self.images_per_person}")
+        if self.extra_people < 0:
+            raise ValueError(f"extra_people must be >= 0, got {self.extra_people}")
         if not 0 < self.lr < math.inf:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.weight_decay < math.inf or self.crop_padding < 0:
@@ -272,7 +275,8 @@ def train(
     # center loss: one center per training person in the space of the (unnormalised) embedding, moved each step
     centers = np.zeros((train_data.num_people, config.embedding_dim), np.float32) if config.center_loss else None
     optimizer = build_optimizer(config, model.parameters() + (head.parameters() if head else []))
-    sampler = PKSampler(train_data.labels, config.people_per_batch, config.images_per_person, data_rng)
+    sampler = PKSampler(train_data.labels, config.people_per_batch, config.images_per_person, data_rng,
+                        extra_people=config.extra_people)
     monitor = _Monitor(validation if validation is not None else tau_people(train_data), preprocessing,
                        "validation" if validation is not None else "train", old_monitored)
 
@@ -295,7 +299,7 @@ def train(
         step_losses, wall_time = list(checkpoint.step_losses), float(checkpoint.meta.get("wall_time", 0.0))
         log(f"resuming {out} at step {step} of {config.steps}")
 
-    batch_images = config.people_per_batch * config.images_per_person
+    batch_images = config.people_per_batch * config.images_per_person + config.extra_people
     epoch = step // config.steps_per_epoch
     while not _finished(config, step, wall_time, history):
         start = time.perf_counter()
