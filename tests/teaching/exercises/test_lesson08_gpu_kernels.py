@@ -17,28 +17,66 @@ except ImportError:  # pragma: no cover - numba-cuda missing
 
 
 def test_placeholders_are_not_answered_yet(status, unanswered):
-    assert status(ex.check_pairwise_sqdist(unanswered)) == "unanswered"
+    assert status(ex.check_sqdist_backward(unanswered)) == "unanswered"
+    assert status(ex.check_sqdist_backward(None)) == "unanswered"
     assert status(ex.check_batch_hard_kernel(None)) == "unanswered"
 
 
-def test_check_pairwise_sqdist(status):
+def sqdist_backward(x, g):
+    s = g + g.T
+    return 2 * (s.sum(axis=1)[:, None] * x - s @ x)
+
+
+def test_check_sqdist_backward_accepts_the_matrix_products_and_tinyfaces_backward(status):
     from tinyface.kernels import numpy_ref
 
-    assert status(ex.check_pairwise_sqdist(numpy_ref.pairwise_sqdist)) == "right"
+    assert status(ex.check_sqdist_backward(sqdist_backward)) == "right"
+    assert status(ex.check_sqdist_backward(numpy_ref.pairwise_sqdist_backward)) == "right"
 
-    def unclamped(x):
-        x = x.astype(np.float32)
-        sq = np.sum(x * x, axis=1)
-        d = sq[:, None] + sq[None, :] - 2 * x @ x.T
-        return d
 
-    assert status(ex.check_pairwise_sqdist(unclamped)) == "wrong"
-    assert "square root" in ex.check_pairwise_sqdist(lambda x: np.sqrt(numpy_ref.pairwise_sqdist(x))).message
+def test_check_sqdist_backwards_reference_is_autograds_gradient():
+    """The check's right answer is the gradient autograd finds through the (B, B, D) differences."""
+    import tinyface as tf
 
-    def loops(x):
-        return np.array([[np.sum((a - b) ** 2) for b in x] for a in x])
+    rng = np.random.default_rng(3)
+    x, g = rng.standard_normal((6, 4)), rng.standard_normal((6, 6))
+    t = tf.Tensor(x, requires_grad=True)
+    d = ((t.reshape(6, 1, 4) - t.reshape(1, 6, 4)) ** 2).sum(axis=2)
+    (d * g).sum().backward()
+    np.testing.assert_allclose(sqdist_backward(x, g), t.grad, rtol=1e-10, atol=1e-12)
 
-    assert status(ex.check_pairwise_sqdist(loops)) == "right"
+
+@pytest.mark.parametrize(("answer", "hint"), [
+    (lambda x, g: 2 * (g.sum(axis=1)[:, None] * x - g @ x), "AND in d_jk"),
+    (lambda x, g: 2 * (g.sum(axis=0)[:, None] * x - g.T @ x), "AND in d_jk"),
+    (lambda x, g: -sqdist_backward(x, g), "sign"),
+    (lambda x, g: 2 * sqdist_backward(x, g), "twice"),
+    (lambda x, g: sqdist_backward(x, g) / 2, "half"),
+    (lambda x, g: -2 * (g + g.T) @ x, "r_k x_k"),
+    (lambda x, g: sqdist_backward(x, g) + 1, "largest difference"),
+    (lambda x, g: sqdist_backward(x, g)[:, :2], "shape"),
+    (lambda x, g: x[:, :, None] + g, "shape"),
+])
+def test_check_sqdist_backward_rejects_the_usual_slips(status, answer, hint):
+    verdict = ex.check_sqdist_backward(answer)
+    assert status(verdict) == "wrong" and hint in verdict.message, verdict
+
+
+def test_check_sqdist_backward_rejects_a_b_by_b_by_d_temporary(status):
+    def broadcast(x, g):  # right, through every difference x_k - x_j at once
+        s = g + g.T
+        return 2 * np.einsum("kj,kjd->kd", s, x[:, None, :] - x[None, :, :])
+
+    verdict = ex.check_sqdist_backward(broadcast)
+    assert status(verdict) == "wrong" and "(B, B, D)" in verdict.message, verdict
+
+
+def test_check_sqdist_backward_reports_an_error_in_the_answer(status):
+    def broken(x, g):
+        return x @ g  # (B, D) @ (B, B): shapes do not match
+
+    verdict = ex.check_sqdist_backward(broken)
+    assert status(verdict) == "wrong" and "ValueError" in verdict.message
 
 
 needs_cuda = pytest.mark.skipif(cuda is None or not cuda.is_available(),

@@ -22,8 +22,10 @@ as ex`; open verdict.py first, for the Verdict and the helpers every check reads
                                 check_fraction_active
     lesson07_measuring          check_eer, check_kfold_accuracy, check_threshold_at_far,
                                 check_pairwise_precision_recall
-    lesson08_gpu_kernels        check_pairwise_sqdist, check_batch_hard_kernel
+    lesson08_gpu_kernels        check_sqdist_backward, check_batch_hard_kernel
     lesson09_harmonic_embeddings  check_harmonic_loss, check_update_gain, check_mixed_distances
     lesson10_your_own_photos    check_false_alarm_rate, check_per_person_far, check_open_set_tau
     lesson11_face_alignment     check_similarity_transform, check_inverse_warp, check_affine_fit
+    lesson12_softmax_vs_triplet check_center_update, check_cross_entropy_gradient, check_head_parameters
+    lesson13_closing_the_gap    check_semihard_fraction, check_batch_counts, check_semihard_chance
 """

@@ -10,26 +10,65 @@ import numpy as np
 from tinyface.teaching.exercises.verdict import _array, _call, _check, _given, _Wrong
 
 
-@_check
-def check_pairwise_sqdist(fn: Callable[[np.ndarray], np.ndarray]) -> str:
-    """fn(x): squared L2 distances (B, B) of the rows of x (B, D), never negative, exactly 0 on the diagonal."""
-    from tinyface.kernels import numpy_ref
+def _sqdist_backward_reference(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """dL/dx for L = sum_ij g_ij d_ij, d_ij = ||x_i - x_j||^2: 2 (r_k x_k - (S x)_k), S = g + g^T, r = rowsum(S)."""
+    s = g + g.T
+    return 2 * (s.sum(axis=1)[:, None] * x - s @ x)
 
-    rng = np.random.default_rng(80)
-    x = rng.standard_normal((9, 6)).astype(np.float32)
-    x[3] = x[5]  # two equal rows: rounding in the expanded formula can give a tiny negative distance
-    x = x * np.float32(30)
-    expected = numpy_ref.pairwise_sqdist(x.astype(np.float64))
-    got = _array(_call(fn, x.copy()), (9, 9), "the distances")
-    if np.any(got < 0):
-        raise _Wrong("some distances are negative: rounding in ||x||^2 + ||y||^2 - 2 x.y; clamp at 0")
-    if np.any(np.diagonal(got) != 0):
-        raise _Wrong("d[i, i] must be exactly 0 (set the diagonal after the arithmetic)")
-    if np.allclose(got, np.sqrt(expected), rtol=1e-4, atol=1e-3):
-        raise _Wrong("those are plain distances; the hot path uses squared ones (no square root)")
-    if not np.allclose(got, expected, rtol=1e-4, atol=1e-2):
-        raise _Wrong(f"largest difference from the reference: {np.max(np.abs(got - expected)):.3g}")
-    return "the same numbers as numpy_ref.pairwise_sqdist, clamped at 0 with an exact zero diagonal"
+
+@_check
+def check_sqdist_backward(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> str:
+    """fn(x, g) -> dL/dx (B, D): the backward of the pairwise squared distances, for L = sum_ij g_ij d_ij with
+    d_ij = ||x_i - x_j||^2, x (B, D) and g = dL/dd (B, B) any upstream gradient (not symmetric in general).
+
+    d_ij depends on x_k only when i = k (d/dx_k = 2 (x_k - x_j)) or j = k (2 (x_k - x_i)), so
+        dL/dx_k = 2 sum_j (g_kj + g_jk) (x_k - x_j) = 2 (r_k x_k - (S x)_k),   S = g + g^T,  r_k = sum_j S_kj:
+    matrix products and a row scaling, never a (B, B, D) array. The check feeds a g that is not symmetric (so a
+    forgotten transpose shows), then measures the memory one call takes at B = 256, D = 64."""
+    import tracemalloc
+
+    rng = np.random.default_rng(81)
+    b, dim = 7, 5
+    x = rng.standard_normal((b, dim))
+    g = rng.standard_normal((b, b))  # as a loss would hand it back: no symmetry, a non-zero diagonal
+    expected = _sqdist_backward_reference(x, g)
+    got = _array(_call(fn, x.copy(), g.copy()), (b, dim), "dL/dx")
+    if not np.allclose(got, expected, rtol=1e-6, atol=1e-8):
+        rows_only = 2 * (g.sum(axis=1)[:, None] * x - g @ x)
+        columns_only = 2 * (g.sum(axis=0)[:, None] * x - g.T @ x)
+        if np.allclose(got, rows_only) or np.allclose(got, columns_only):
+            raise _Wrong("x_k appears in d_kj (row k) AND in d_jk (column k): sum over both, S = g + g^T; a "
+                         "symmetric g hides the difference, a loss's g is not symmetric")
+        if np.allclose(got, -expected):
+            raise _Wrong("the sign is flipped: d/dx_k of ||x_k - x_j||^2 is +2 (x_k - x_j)")
+        if np.allclose(got, 2 * expected):
+            raise _Wrong("twice the gradient: the factor 2 (from d/dx ||x||^2 = 2 x) comes once, and S = g + g^T "
+                         "counts each pair's two terms once each")
+        if np.allclose(got, expected / 2):
+            raise _Wrong("half the gradient: d/dx of ||x||^2 is 2 x, keep the factor 2")
+        if np.allclose(got, -2 * (g + g.T) @ x):
+            raise _Wrong("the r_k x_k term is missing: each (x_k - x_j) also gives x_k, weighted by the row "
+                         "sum of S")
+        raise _Wrong(f"largest difference from 2 (rowsum(S) x - S x), S = g + g^T: "
+                     f"{np.max(np.abs(got - expected)):.3g}")
+    b, dim = 256, 64
+    x, g = rng.standard_normal((b, dim)), rng.standard_normal((b, b))
+    tracemalloc.start()
+    try:
+        got = _call(fn, x, g)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    got = _array(got, (b, dim), "dL/dx")
+    if not np.allclose(got, _sqdist_backward_reference(x, g), rtol=1e-6, atol=1e-6):
+        raise _Wrong(f"right on a small batch, but not at B = {b}: largest difference "
+                     f"{np.max(np.abs(got - _sqdist_backward_reference(x, g))):.3g}")
+    budget = 8 * b * b * 8  # a few (B, B) float64 arrays: 4 MB; a (B, B, D) one alone is 32 MB
+    if peak > budget:
+        raise _Wrong(f"the numbers are right, but one call at B = {b}, D = {dim} took {peak / 2**20:.0f} MB: that "
+                     f"is a (B, B, D) array (every x_k - x_j); write it with matrix products, S x = g x + g^T x")
+    return (f"dL/dx = 2 (rowsum(S) x - S x) with S = g + g^T, in {peak / 2**20:.1f} MB at B = {b}: "
+            "numpy_ref.pairwise_sqdist_backward, the backward every triplet loss of tinyface ends in")
 
 
 @_check
@@ -95,4 +134,4 @@ def check_batch_hard_kernel(kernel: Any, threads: int = 8) -> str:
     return "one thread per anchor walking its row of d, guarded at the edge: how numba_cuda.py selects"
 
 
-__all__ = ["check_batch_hard_kernel", "check_pairwise_sqdist"]
+__all__ = ["check_batch_hard_kernel", "check_sqdist_backward"]
