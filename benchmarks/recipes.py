@@ -1,6 +1,7 @@
 """Training recipes at equal wall-clock on LFW View 1: which loss, input and batch make the best face model.
 
-Each row is one `tinyface train --dataset lfw-view1` command with the same --minutes budget, trained on View 1's
+Each row is one `tinyface train --dataset lfw-view1` command with the same --minutes budget (or two commands
+sharing it: a softmax pretraining, then `--init` its run for triplet fine-tuning), trained on View 1's
 training people and measured on its 1,000 test pairs (people never trained on): 10-fold accuracy without and with
 test-time flipping, AUC, VAL@FAR=1e-3, and the images per second the run reached. Rows already trained (a
 metrics.json in their folder) are read back, so an interrupted comparison continues where it stopped. Usage:
@@ -33,13 +34,32 @@ RECIPES = {
     "16 people x 8 images": [*REFERENCE_64, "-P", "16", "-K", "8"],
     "wider/deeper (lfw model)": ["--image-size", "64"],
     "lfw model, 48 px (the default)": [],
+    "+ 32 extra people, one image each": ["--extra-people", "32"],
+    "+ 96 extra people, one image each": ["--extra-people", "96"],
+    "softmax, lfw model 48 px": ["--loss", "softmax", "-P", "64", "-K", "2"],
+    "softmax + center loss 0.01": ["--loss", "softmax", "-P", "64", "-K", "2", "--center-loss", "0.01"],
+    "softmax + center loss 0.1": ["--loss", "softmax", "-P", "64", "-K", "2", "--center-loss", "0.1"],
+    # two stages, half the budget each: the second starts from the first's weights (its classifier is dropped)
+    "softmax, then semi-hard": [["--loss", "softmax", "-P", "64", "-K", "2"], []],
 }
 
 
-def command(name: str, flags: list[str], minutes: float, data: str, out: Path) -> list[str]:
-    folder = out / name.split(" (")[0].replace(" ", "-").replace(",", "").replace("/", "-")
-    return [sys.executable, "-m", "tinyface.cli", "train", "--dataset", "lfw-view1", "--data", data,
-            "--minutes", f"{minutes:g}", "--out", str(folder), "--no-progress", "--no-figures", *flags]
+def stages(flags: list[str] | list[list[str]]) -> list[list[str]]:
+    """A row's commands' flags: one list, or one per stage."""
+    return flags if flags and isinstance(flags[0], list) else [flags]  # type: ignore[return-value]
+
+
+def commands(name: str, flags: list[str] | list[list[str]], minutes: float, data: str, out: Path
+             ) -> list[list[str]]:
+    """The row's `tinyface train` commands: each stage gets an equal share of the minutes and starts from the
+    run of the stage before it."""
+    folder = out / name.split(" (")[0].replace(" ", "-").replace(",", "").replace("/", "-").replace("+", "plus")
+    parts = stages(flags)
+    folders = [folder] if len(parts) == 1 else [folder / f"stage-{k + 1}" for k in range(len(parts))]
+    return [[sys.executable, "-m", "tinyface.cli", "train", "--dataset", "lfw-view1", "--data", data,
+             "--minutes", f"{minutes / len(parts):g}", "--out", str(here), "--no-progress", "--no-figures", *part,
+             *(["--init", str(folders[k - 1])] if k else [])]
+            for k, (part, here) in enumerate(zip(parts, folders, strict=True))]
 
 
 def main() -> None:
@@ -53,16 +73,19 @@ def main() -> None:
     for name, flags in RECIPES.items():
         if args.only and not any(name.startswith(prefix) for prefix in args.only):
             continue
-        cmd = command(name, flags, args.minutes, args.data, Path(args.out))
-        metrics_file = Path(cmd[cmd.index("--out") + 1]) / "metrics.json"
-        if not metrics_file.is_file():
-            print("$", shlex.join(cmd[1:]).replace("-m tinyface.cli", "tinyface"), flush=True)
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        report = json.loads(metrics_file.read_text())
-        run = json.loads((metrics_file.parent / "run.json").read_text())
-        speed = sum(r["images_per_second"] * r["seconds"] for r in run["history"]) / sum(
-            r["seconds"] for r in run["history"])
-        rows.append((name, report, run["step"], speed, " ".join(flags)))
+        histories, steps = [], []
+        for cmd in commands(name, flags, args.minutes, args.data, Path(args.out)):
+            metrics_file = Path(cmd[cmd.index("--out") + 1]) / "metrics.json"
+            if not metrics_file.is_file():
+                print("$", shlex.join(cmd[1:]).replace("-m tinyface.cli", "tinyface"), flush=True)
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            run = json.loads((metrics_file.parent / "run.json").read_text())
+            histories += run["history"]
+            steps.append(str(run["step"]))
+        report = json.loads(metrics_file.read_text())  # the last stage's model on the test pairs
+        speed = sum(r["images_per_second"] * r["seconds"] for r in histories) / sum(r["seconds"] for r in histories)
+        shown = " then ".join(" ".join(part) or "(defaults)" for part in stages(flags))
+        rows.append((name, report, " + ".join(steps), speed, shown))
     print(f"\n| recipe ({args.minutes:g} min each) | accuracy | + flip | AUC | VAL@FAR=1e-3 | steps | images/s | "
           "flags |")
     print("|---|---|---|---|---|---|---|---|")

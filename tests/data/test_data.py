@@ -515,8 +515,7 @@ def test_extra_people_are_one_image_each_of_people_outside_the_p(counts, extra, 
         assert singles_seen  # everyone outside the P is drawn, one-image people included
     first = PKSampler(labels, people, 2, rng=seed, extra_people=extra).sample()
     assert np.array_equal(first, PKSampler(labels, people, 2, rng=seed, extra_people=extra).sample())
-    if extra == 0:
-        assert np.array_equal(plain.sample(), PKSampler(labels, people, 2, rng=seed).sample())
+    assert np.array_equal(first[: people * 2], plain.sample())  # the P x K part comes first, drawn as without extras
 
 
 def test_pk_sampler_errors():
@@ -524,8 +523,10 @@ def test_pk_sampler_errors():
         PKSampler(np.array([0, 0, 1, 1]), 2, 1, rng=0)
     with pytest.raises(ValueError, match="only 1 identities"):
         PKSampler(np.array([0, 0, 1, 2]), 2, 2, rng=0)
-    with pytest.raises(ValueError, match="extra_people must be between 0 and the 1 people"):
+    with pytest.raises(ValueError, match="extra_people must be an integer between 0 and the 1 people"):
         PKSampler(np.array([0, 0, 1, 1, 2]), 2, 2, rng=0, extra_people=2)
+    with pytest.raises(ValueError, match="must be an integer"):
+        PKSampler(np.array([0, 0, 1, 1, 2]), 2, 2, rng=0, extra_people=0.5)
 
 
 def test_folder_scans_skip_hidden_entries_and_other_files(tmp_path):

@@ -56,11 +56,16 @@ def test_every_loss_trains_and_logs_its_numbers(loss, faces):
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_trains_with_extra_one_image_people_as_negatives(loss, faces):
-    result = train(tiny(loss=loss, extra_people=2), *faces, progress=False, log=lambda line: None)
+    train_data, validation = faces
+    single = synthetic_faces(people=9, seed=1).people([8])  # a person with one image: only ever an extra
+    with_single = FaceDataset(np.concatenate([train_data.images, single.images[:1]]),
+                              np.concatenate([train_data.labels, [train_data.num_people]]),
+                              [*train_data.names, "single"])
+    result = train(tiny(loss=loss, extra_people=3), with_single, validation, progress=False, log=lambda line: None)
     assert np.all(np.isfinite(result.step_losses)) and np.isfinite(result.tau)
     assert all(0 <= r["active"] <= 1 and r["images_per_second"] > 0 for r in result.history)
-    with pytest.raises(ValueError, match="extra_people must be between 0 and the 2 people"):
-        train(tiny(loss=loss, extra_people=3), *faces, progress=False, log=lambda line: None)
+    with pytest.raises(ValueError, match="extra_people must be an integer between 0 and the 3 people"):
+        train(tiny(loss=loss, extra_people=4), with_single, validation, progress=False, log=lambda line: None)
 
 
 def test_a_seed_reproduces_a_run_and_another_seed_does_not(faces):
@@ -75,9 +80,9 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("loss", ["semihard", "softmax", "facenet"])
-def test_resume_continues_an_interrupted_run_exactly(loss, faces, tmp_path):
-    config = tiny(loss=loss, steps=6, lr_schedule="cosine")
+@pytest.mark.parametrize(("loss", "extra"), [("semihard", 0), ("softmax", 0), ("facenet", 0), ("semihard", 2)])
+def test_resume_continues_an_interrupted_run_exactly(loss, extra, faces, tmp_path):
+    config = tiny(loss=loss, steps=6, lr_schedule="cosine", extra_people=extra)
     quiet = {"progress": False, "log": lambda line: None}
     straight = train(config, *faces, tmp_path / "straight", **quiet)
 

@@ -108,7 +108,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--images-per-person", "-K", type=int, help="images per person (default 10 for Olivetti, else 4)")
     p.add_argument("--extra-people", type=int, metavar="N",
                    help="each batch also holds one image each of N more people, drawn from everyone (those with "
-                        "a single image too): negatives only, never anchors (default 0)")
+                        "a single image too): for the triplet and contrastive losses negatives only, never anchors; "
+                        "softmax classifies them like the others (default 0)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {defaults.optimizer}")
     p.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr:g})")
     p.add_argument("--weight-decay", type=float, help=f"default {defaults.weight_decay:g}")

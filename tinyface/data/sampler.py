@@ -9,7 +9,7 @@ import numpy as np
 
 
 class PKSampler:
-    """Index batches of shape (P * K,): P distinct identities, K images of each, grouped by person.
+    """Index batches of shape (P * K + extra_people,): P distinct identities, K images of each, grouped by person.
 
     A person's K images are drawn without replacement when they have at least K, with replacement otherwise.
     Identities with fewer than 2 images cannot give an anchor-positive pair: they are skipped and counted in
@@ -19,9 +19,10 @@ class PKSampler:
     is reproducible from its seed.
 
     extra_people: each batch ends with one image each of this many more people, drawn from everyone not among
-    the P, those with a single image included. They have no positive in the batch, so they are never anchors,
-    only negatives for the others: people a P x K batch could never show (on LFW, most of them) still teach the
-    model who is someone else.
+    the P, those with a single image included. They have no positive in the batch, so for the triplet and
+    contrastive losses they are never anchors, only negatives for the others: people a P x K batch could never
+    show (on LFW, most of them) still teach the model who is someone else. (A softmax loss classifies them like
+    every other face of the batch.)
     """
 
     def __init__(
@@ -50,20 +51,20 @@ class PKSampler:
                 f"more "
                 f"images ({self.skipped_identities} have one); lower people_per_batch or add data"
             )
-        if not 0 <= extra_people <= len(identities) - people_per_batch:
-            raise ValueError(f"extra_people must be between 0 and the {len(identities) - people_per_batch} people "
-                             f"not among the P={people_per_batch}, got {extra_people}")
+        others = len(identities) - people_per_batch
+        if not isinstance(extra_people, (int, np.integer)) or not 0 <= extra_people <= others:
+            raise ValueError(f"extra_people must be an integer between 0 and the {others} people not among the "
+                             f"P={people_per_batch}, got {extra_people!r}")
         self.people_per_batch, self.images_per_person = people_per_batch, images_per_person
         self.extra_people = int(extra_people)
         self.rng = np.random.default_rng(rng)
         self.identities, self.counts = identities[usable], counts[usable]
         # Everyone, for the extra people: the images of identity e are everyone_order[everyone_starts[e] + 0..n-1].
-        self.everyone_order = np.argsort(labels, kind="stable")
+        self.everyone_order = order = np.argsort(labels, kind="stable")
         self.everyone_counts = counts
         self.everyone_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         self.usable_index = np.flatnonzero(usable)  # usable identity u is identity usable_index[u] of everyone
         # The images of usable identity u are by_identity[starts[u] : starts[u] + counts[u]].
-        order = np.argsort(labels, kind="stable")
         self.by_identity = order[np.isin(labels[order], self.identities)]
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
         if batches_per_epoch is not None and batches_per_epoch < 1:

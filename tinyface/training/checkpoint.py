@@ -40,6 +40,7 @@ from tinyface.nn.models import FaceCNN, build_model
 from tinyface.training.measure import NORMALIZATIONS
 
 RUN_FILE = "run.json"
+CENTERS_KEY = "centers"  # head/centers: the center loss's class centers, saved beside the softmax head
 FORMAT = "tinyface-run/1"
 WEIGHTS_NAME = re.compile(r"checkpoint-[0-9]{7,}\.npz")
 
@@ -313,7 +314,8 @@ def export_checkpoint(run: str | Path, out: str | Path, float16: bool = False) -
                              "float16": float16}
     state = {k: v.astype(np.float16) if float16 and v.dtype == np.float32 else v
              for k, v in checkpoint.model_state.items()}
-    record = save_checkpoint(out, meta, state, head_state=checkpoint.head_state or None,
+    head = {k: v for k, v in checkpoint.head_state.items() if k != CENTERS_KEY}  # the classifier, not training state
+    record = save_checkpoint(out, meta, state, head_state=head or None,
                              tau_pairs=checkpoint.tau_pairs, compressed=True)
     metrics = Path(run) / "metrics.json"  # what the run measured on its test pairs travels with it
     if metrics.is_file():

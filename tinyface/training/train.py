@@ -42,7 +42,7 @@ from tinyface.nn.models import FaceCNN
 from tinyface.pretrained import pretrained_run
 from tinyface.runtime import keep_freed_memory
 from tinyface.tensor import Tensor, no_grad
-from tinyface.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from tinyface.training.checkpoint import CENTERS_KEY, has_checkpoint, load_checkpoint, save_checkpoint
 from tinyface.training.compatibility import OldBatch, OldVersion, mixed_threshold
 from tinyface.training.measure import NORMALIZATIONS, embed, preprocess
 
@@ -50,7 +50,6 @@ LOSSES = ("semihard", "batch-hard", "batch-all", "facenet", "contrastive", "soft
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
 SCHEDULES = ("constant", "cosine")
 ARCHITECTURES = {"reference": (32, 64, 128, 128), "lfw": (32, 64, 128, 256, 256)}
-CENTERS_KEY = "centers"  # the center loss's class centers, saved beside the softmax head's weights
 MAX_TAU_IMAGES = 500  # without validation people, tau is chosen on the pairs of at most this many training images
 
 
@@ -64,7 +63,7 @@ class TrainConfig:
     margin: float | str | None = None  # None: 0.2 for triplets, 1.0 (plain L2) for contrastive; "soft": batch-hard
     people_per_batch: int = 10
     images_per_person: int = 10
-    extra_people: int = 0  # one image each of this many more people per batch: negatives only (PKSampler)
+    extra_people: int = 0  # one image each of this many more people per batch (PKSampler): negatives
     steps: int = 300
     steps_per_epoch: int = 30
     minutes: float | None = None  # a wall-clock budget: train until it is spent (then `steps` is only a ceiling)
@@ -101,8 +100,8 @@ class TrainConfig:
         if self.people_per_batch < 2 or self.images_per_person < 2:
             raise ValueError("batches need at least 2 people x 2 images (anchor-positive pairs and negatives), got "
                              f"{self.people_per_batch} x {self.images_per_person}")
-        if self.extra_people < 0:
-            raise ValueError(f"extra_people must be >= 0, got {self.extra_people}")
+        if not isinstance(self.extra_people, (int, np.integer)) or self.extra_people < 0:
+            raise ValueError(f"extra_people must be an integer >= 0, got {self.extra_people!r}")
         if not 0 < self.lr < math.inf:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.weight_decay < math.inf or self.crop_padding < 0:

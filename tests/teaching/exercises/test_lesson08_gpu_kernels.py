@@ -32,6 +32,8 @@ def test_check_sqdist_backward_accepts_the_matrix_products_and_tinyfaces_backwar
 
     assert status(ex.check_sqdist_backward(sqdist_backward)) == "right"
     assert status(ex.check_sqdist_backward(numpy_ref.pairwise_sqdist_backward)) == "right"
+    in_float32 = lambda x, g: numpy_ref.pairwise_sqdist_backward(x.astype(np.float32), g.astype(np.float32))  # noqa: E731
+    assert status(ex.check_sqdist_backward(in_float32)) == "right"  # the hot path's own precision
 
 
 def test_check_sqdist_backwards_reference_is_autograds_gradient():

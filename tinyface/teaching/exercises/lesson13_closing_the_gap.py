@@ -53,38 +53,41 @@ def check_semihard_fraction(fn: Callable[[np.ndarray, np.ndarray, float], float]
     negative: an n of another person with d_ap < d_an < d_ap + alpha (both inequalities strict).
 
     The distances are small integers and alpha an integer, so that ties sit at both ends of the band: a slip at
-    either end (<= for <) changes the answer."""
-    cases = ((130, 4, 3, 1.0), (131, 3, 4, 2.0), (132, 6, 2, 1.0))
-    for seed, people, images, alpha in cases:
-        d, labels = _batch(seed, people, images)
-        expected = _semihard_fraction(d, labels, alpha)
-        got = _number(_call(fn, d.copy(), labels.copy(), alpha), "the fraction")
-        if np.isclose(got, expected, rtol=0, atol=1e-12):
-            continue
-        slips = (
-            ({"margin": False}, "that counts every negative farther than the positive: a semi-hard one is also "
-                                "within the margin, d_an < d_ap + alpha (farther ones give a zero loss)"),
-            ({"strict_low": False, "strict_high": False}, "both ends of the band are strict: d_ap < d_an < d_ap + "
-                                                          "alpha (use <, not <=)"),
-            ({"strict_low": False}, "a negative exactly as far as the positive (d_an = d_ap) is not semi-hard: "
-                                    "d_ap < d_an, strictly"),
-            ({"strict_high": False}, "a negative at d_an = d_ap + alpha gives a zero hinge: not semi-hard; the "
-                                     "upper end is strict, d_an < d_ap + alpha"),
-            ({"self_pairs": True}, "a == p is no anchor-positive pair (d_aa = 0): leave the diagonal out"),
-            ({"ordered": False}, "count ordered pairs: (a, p) and (p, a) are two pairs, with two different anchors "
-                                 "and so two different rows of negatives"),
-            ({"per": "triplet"}, "that is the fraction of (a, p, n) triplets that are semi-hard; the question is "
-                                 "per anchor-positive pair: does it have at least ONE semi-hard negative?"),
-            ({"per": "count"}, "that is a number of pairs: divide by the number of anchor-positive pairs"),
-        )
-        for options, hint in slips:
-            if np.isclose(got, _semihard_fraction(d, labels, alpha, **options), rtol=0, atol=1e-12):
-                raise _Wrong(hint)
+    either end (<= for <) changes the answer. A usual slip is named when it gives the answer on every batch."""
+    cases = [(*_batch(seed, people, images), alpha, people, images)  # bands (d_ap, d_ap + alpha) hold integers
+             for seed, people, images, alpha in ((130, 4, 3, 2.0), (131, 3, 4, 2.0), (132, 6, 2, 3.0),
+                                                 (133, 2, 3, 2.0))]
+    answers = [_number(_call(fn, d.copy(), labels.copy(), alpha), "the fraction") for d, labels, alpha, _, _ in cases]
+    if all(np.isclose(got, _semihard_fraction(d, labels, alpha), rtol=0, atol=1e-12)
+           for got, (d, labels, alpha, _, _) in zip(answers, cases, strict=True)):
+        return "per ordered anchor-positive pair: is there an n with d_ap < d_an < d_ap + alpha?"
+    slips = (
+        ({"strict_low": False, "strict_high": False}, "both ends of the band are strict: d_ap < d_an < d_ap + "
+                                                      "alpha (use <, not <=)"),
+        ({"margin": False}, "that counts every negative farther than the positive: a semi-hard one is also "
+                            "within the margin, d_an < d_ap + alpha (farther ones give a zero loss)"),
+        ({"strict_low": False}, "a negative exactly as far as the positive (d_an = d_ap) is not semi-hard: "
+                                "d_ap < d_an, strictly"),
+        ({"strict_high": False}, "a negative at d_an = d_ap + alpha gives a zero hinge: not semi-hard; the "
+                                 "upper end is strict, d_an < d_ap + alpha"),
+        ({"self_pairs": True}, "a == p is no anchor-positive pair (d_aa = 0): leave the diagonal out"),
+        ({"ordered": False}, "count ordered pairs: (a, p) and (p, a) are two pairs, with two different anchors "
+                             "and so two different rows of negatives"),
+        ({"per": "triplet"}, "that is the fraction of (a, p, n) triplets that are semi-hard; the question is "
+                             "per anchor-positive pair: does it have at least ONE semi-hard negative?"),
+        ({"per": "count"}, "that is a number of pairs: divide by the number of anchor-positive pairs"),
+    )
+    for options, hint in slips:  # a slip is named when it explains the answer on every batch
+        if all(np.isclose(got, _semihard_fraction(d, labels, alpha, **options), rtol=0, atol=1e-12)
+               for got, (d, labels, alpha, _, _) in zip(answers, cases, strict=True)):
+            raise _Wrong(hint)
+    for got, (d, labels, alpha, people, images) in zip(answers, cases, strict=True):
         if not 0 <= got <= 1:
             raise _Wrong(f"a fraction lies in [0, 1], got {got}")
-        raise _Wrong(f"for {people} people x {images} images and alpha = {alpha:g} the fraction is {expected:.4f}, "
-                     f"you gave {got:.4f}")
-    return "per ordered anchor-positive pair: is there an n with d_ap < d_an < d_ap + alpha?"
+        expected = _semihard_fraction(d, labels, alpha)
+        if not np.isclose(got, expected, rtol=0, atol=1e-12):
+            raise _Wrong(f"for {people} people x {images} images and alpha = {alpha:g} the fraction is "
+                         f"{expected:.4f}, you gave {got:.4f}")
 
 
 @_check
