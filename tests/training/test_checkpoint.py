@@ -115,10 +115,13 @@ def test_weights_that_do_not_fit_the_architecture_are_refused(tmp_path):
 def test_an_exported_checkpoint_holds_the_model_and_no_path_or_optimizer(tmp_path):
     model = tiny_model()
     meta = {**meta_for(model, 5), "rng": {"state": 1}, "task": {"dataset": "lfw-view1", "data": "/home/me/lfw"}}
-    save_checkpoint(tmp_path / "run", meta, model.state_dict(), {"0.m": np.ones(1000, np.float32)})
+    head = {"weight": np.ones((3, 8), np.float32), "bias": np.zeros(3, np.float32),
+            ck.CENTERS_KEY: np.ones((3, 8), np.float32)}  # a softmax head, and the center loss's centers
+    save_checkpoint(tmp_path / "run", meta, model.state_dict(), {"0.m": np.ones(1000, np.float32)}, head)
     ck.export_checkpoint(tmp_path / "run", tmp_path / "model")
     exported = load_checkpoint(tmp_path / "model")
     assert exported.optimizer_state == {} and "rng" not in exported.meta and exported.meta["task"]["data"] is None
+    assert sorted(exported.head_state) == ["bias", "weight"]  # the classifier travels, the training state not
     assert exported.meta["exported_from"]["step"] == 5 and exported.tau == 0.7
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(exported.model_state[name], value)
