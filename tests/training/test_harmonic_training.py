@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from test_train import synthetic_faces, tiny, weights_equal
+from test_train import interrupted_and_resumed, synthetic_faces, tiny, weights_equal
 
 from tinyface.training.checkpoint import load_checkpoint
 from tinyface.training.compatibility import OldVersion, measure_compatibility
@@ -92,23 +92,12 @@ def test_facenet_schedule_trains_the_reinitialised_embedding_layer_alone_first(f
     assert not all(np.array_equal(whole.model.state_dict()[k], start[k]) for k in features)  # then the whole net
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_a_compatible_run_resumes_exactly(faces, old_run, tmp_path):
     independent = tmp_path / "independent"
     train(tiny(seed=2), *faces, independent, **QUIET)
     config = tiny(seed=3, steps=6, init=str(independent), compatible_with=str(old_run), embedding_steps=3)
     straight = train(config, *faces, tmp_path / "straight", **QUIET)
-
-    def stop(record):
-        if record["epoch"] == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(config, *faces, tmp_path / "resumed", callbacks=[stop], **QUIET)
-    resumed = train(config, *faces, tmp_path / "resumed", resume=True, **QUIET)
+    resumed = interrupted_and_resumed(config, faces, tmp_path / "resumed")
     assert weights_equal(straight.model, resumed.model)
     np.testing.assert_array_equal(straight.step_losses, resumed.step_losses)
 

@@ -80,20 +80,26 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize(("loss", "extra"), [("semihard", 0), ("softmax", 0), ("facenet", 0), ("semihard", 2)])
-def test_resume_continues_an_interrupted_run_exactly(loss, extra, faces, tmp_path):
-    config = tiny(loss=loss, steps=6, lr_schedule="cosine", extra_people=extra)
+def interrupted_and_resumed(config, data, folder):
+    """Train `config` into `folder`, die right after the first checkpoint (epoch 1), then resume to the end."""
     quiet = {"progress": False, "log": lambda line: None}
-    straight = train(config, *faces, tmp_path / "straight", **quiet)
 
     def stop_after_epoch_one(record):
         if record["epoch"] == 1:
             raise Interrupt
 
-    with pytest.raises(Interrupt):  # dies after the first checkpoint
-        train(config, *faces, tmp_path / "resumed", callbacks=[stop_after_epoch_one], **quiet)
-    assert load_checkpoint(tmp_path / "resumed").meta["step"] == 2
-    resumed = train(config, *faces, tmp_path / "resumed", resume=True, **quiet)
+    with pytest.raises(Interrupt):
+        train(config, *data, folder, callbacks=[stop_after_epoch_one], **quiet)
+    assert load_checkpoint(folder).meta["step"] == config.steps_per_epoch
+    return train(config, *data, folder, resume=True, **quiet)
+
+
+@pytest.mark.parametrize(("loss", "extra"), [("semihard", 0), ("softmax", 0), ("facenet", 0), ("semihard", 2)])
+def test_resume_continues_an_interrupted_run_exactly(loss, extra, faces, tmp_path):
+    config = tiny(loss=loss, steps=6, lr_schedule="cosine", extra_people=extra)
+    quiet = {"progress": False, "log": lambda line: None}
+    straight = train(config, *faces, tmp_path / "straight", **quiet)
+    resumed = interrupted_and_resumed(config, faces, tmp_path / "resumed")
     assert weights_equal(straight.model, resumed.model)
     np.testing.assert_array_equal(straight.step_losses, resumed.step_losses)
     assert straight.tau == resumed.tau
@@ -108,14 +114,7 @@ def test_softmax_with_center_loss_pulls_people_to_their_centers_and_resumes_exac
     straight = train(config, *faces, tmp_path / "straight", **quiet)
     centers = load_checkpoint(tmp_path / "straight").head_state["centers"]
     assert centers.shape == (6, 8) and np.abs(centers).sum() > 0  # moved from zero towards the embeddings
-
-    def stop_after_epoch_one(record):
-        if record["epoch"] == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(config, *faces, tmp_path / "resumed", callbacks=[stop_after_epoch_one], **quiet)
-    resumed = train(config, *faces, tmp_path / "resumed", resume=True, **quiet)
+    resumed = interrupted_and_resumed(config, faces, tmp_path / "resumed")
     assert weights_equal(straight.model, resumed.model) and weights_equal(straight.head, resumed.head)
     np.testing.assert_array_equal(centers, load_checkpoint(tmp_path / "resumed").head_state["centers"])
     np.testing.assert_array_equal(straight.step_losses, resumed.step_losses)

@@ -58,19 +58,14 @@ class PKSampler:
         self.people_per_batch, self.images_per_person = people_per_batch, images_per_person
         self.extra_people = int(extra_people)
         self.rng = np.random.default_rng(rng)
-        self.identities, self.counts = identities[usable], counts[usable]
-        # Everyone, for the extra people: the images of identity e are everyone_order[everyone_starts[e] + 0..n-1].
-        self.everyone_order = order = np.argsort(labels, kind="stable")
-        self.everyone_counts = counts
-        self.everyone_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        self.usable_index = np.flatnonzero(usable)  # usable identity u is identity usable_index[u] of everyone
-        # The images of usable identity u are by_identity[starts[u] : starts[u] + counts[u]].
-        self.by_identity = order[np.isin(labels[order], self.identities)]
-        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        # The images of identity e are order[starts[e] : starts[e] + counts[e]]; P x K draws from `usable` only.
+        self.order = np.argsort(labels, kind="stable")
+        self.counts, self.starts = counts, np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.usable = np.flatnonzero(usable)
         if batches_per_epoch is not None and batches_per_epoch < 1:
             raise ValueError(f"batches_per_epoch must be positive, got {batches_per_epoch}")
         batch = people_per_batch * images_per_person
-        self.batches_per_epoch = batches_per_epoch or max(1, len(self.by_identity) // batch)
+        self.batches_per_epoch = batches_per_epoch or max(1, int(counts[usable].sum()) // batch)
 
     def __len__(self) -> int:
         return self.batches_per_epoch
@@ -83,7 +78,7 @@ class PKSampler:
         """One batch of indices into `labels`, (P * K + extra_people,): K of the first person, then K of the
         second..., then one image of each extra person."""
         p, k = self.people_per_batch, self.images_per_person
-        chosen = self.rng.choice(len(self.identities), size=p, replace=False)
+        chosen = self.usable[self.rng.choice(len(self.usable), size=p, replace=False)]
         counts = self.counts[chosen]
         # Without replacement: rank random keys within each person (padding keys are +inf), take the first K.
         keys = self.rng.random((p, counts.max()))
@@ -94,10 +89,9 @@ class PKSampler:
         if distinct.shape[1] < k:  # nobody chosen has K images
             distinct = repeated
         offsets = np.where(counts[:, None] >= k, distinct, repeated)
-        batch = self.by_identity[self.starts[chosen][:, None] + offsets].reshape(-1)
+        batch = self.order[self.starts[chosen][:, None] + offsets].reshape(-1)
         if not self.extra_people:
             return batch
-        others = np.delete(np.arange(len(self.everyone_counts)), self.usable_index[chosen])
-        extra = self.rng.choice(others, size=self.extra_people, replace=False)
-        one = self.rng.integers(0, self.everyone_counts[extra])
-        return np.concatenate([batch, self.everyone_order[self.everyone_starts[extra] + one]])
+        extra = self.rng.choice(np.delete(np.arange(len(self.counts)), chosen), size=self.extra_people, replace=False)
+        one = self.rng.integers(0, self.counts[extra])
+        return np.concatenate([batch, self.order[self.starts[extra] + one]])
