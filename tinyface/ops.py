@@ -197,12 +197,22 @@ class Abs(Function):
 
 
 class ReLU(Function):
+    """max(x, 0); its gradient passes where the output is positive. On NumPy arrays one compiled pass each way
+    (nn/_compiled.py; imported here, not at the top, because tinyface.nn builds on this module)."""
+
     def forward(self, x):
-        self.positive = x > 0
-        return array_module(x).maximum(x, 0)  # not x * positive: -inf * False is NaN
+        from tinyface.nn import _compiled as compiled
+
+        self.out = compiled.relu(x) if compiled.ENABLED and array_module(x) is np else None
+        if self.out is None:
+            self.out = array_module(x).maximum(x, 0)  # not x * (x > 0): -inf * False is NaN
+        return self.out
 
     def backward(self, grad):
-        return grad * self.positive
+        from tinyface.nn import _compiled as compiled
+
+        grad_x = compiled.relu_backward(grad, self.out) if compiled.ENABLED and array_module(grad) is np else None
+        return grad_x if grad_x is not None else grad * (self.out > 0)
 
 
 class Tanh(Function):

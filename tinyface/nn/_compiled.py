@@ -1,5 +1,5 @@
-"""Numba loops for the memory-bound work on the CPU: the adjoint of im2col for the convolutions, max pooling and
-batch normalisation.
+"""Numba loops for the memory-bound work on the CPU: the adjoint of im2col for the convolutions, max pooling,
+batch normalisation and the ReLU.
 
 NumPy spends several passes over memory on these (a comparison, a product, a sum ... each a full-size temporary,
 on one core); a compiled loop needs one or two, on every core. `functional.py` uses these for NumPy arrays and
@@ -37,6 +37,14 @@ def _planes(x: np.ndarray) -> np.ndarray:
 def _rows(x: np.ndarray) -> np.ndarray:
     """The same memory as (C, N*H*W): one contiguous row per channel."""
     return _planes(x).reshape(x.shape[1], -1)
+
+
+def _memory_order(x: np.ndarray) -> np.ndarray | None:
+    """x's memory as one 1-D view, whatever the order of its axes there (a (N, C, H, W) view of channel-major
+    memory included), or None when x has gaps or repeats (a broadcast, a strided slice)."""
+    order = np.argsort(x.strides, kind="stable")[::-1]
+    dense = x.transpose(order)
+    return dense.reshape(-1) if dense.flags.c_contiguous else None
 
 
 def _images(planes: np.ndarray) -> np.ndarray:
@@ -112,6 +120,16 @@ if njit is not None:
                 squares += d * d
             mean[ch] = mu
             var[ch] = squares / m
+
+    @njit(parallel=True, cache=True)
+    def _relu(x, out):
+        for k in prange(x.size):
+            out[k] = 0 if x[k] < 0 else x[k]  # NaN stays NaN, as with np.maximum
+
+    @njit(parallel=True, cache=True)
+    def _relu_backward(grad, out, grad_x):
+        for k in prange(out.size):
+            grad_x[k] = grad[k] if out[k] > 0 else 0
 
     @njit(parallel=True, cache=True)
     def _affine(x, scale, shift, out):
@@ -203,3 +221,25 @@ def channel_affine2(g: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray, 
     out = np.empty((c, n, h, w), x.dtype)
     _affine2(_rows(g), _rows(x), a.astype(x.dtype), b.astype(x.dtype), d.astype(x.dtype), out.reshape(c, -1))
     return _images(out)
+
+
+def relu(x: np.ndarray) -> np.ndarray | None:
+    """max(x, 0) in one parallel pass, laid out in memory as x is; None when x is not one dense block (then the
+    caller uses NumPy)."""
+    out = np.empty_like(x)  # same axis order in memory as x (order="K")
+    flat_x, flat_out = _memory_order(x), _memory_order(out)
+    if flat_x is None or flat_out is None or x.dtype.kind != "f":
+        return None
+    _relu(flat_x, flat_out)
+    return out
+
+
+def relu_backward(grad: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+    """grad where the ReLU's output is positive, 0 elsewhere (one pass); None when grad and out do not lie in
+    memory in the same order (then the caller uses NumPy)."""
+    grad_x = np.empty_like(out)
+    flats = [_memory_order(a) for a in (grad, out, grad_x)]
+    if any(f is None for f in flats) or grad.strides != out.strides or grad.dtype != out.dtype:
+        return None
+    _relu_backward(*flats)
+    return grad_x
