@@ -147,3 +147,4 @@ def test_compiled_relu_matches_reference(layout):
         np.testing.assert_array_equal(a, b)
     dense = np.ones((2, 3, 4, 4), np.float32)
     assert compiled.relu(dense[:, :, ::2]) is None and compiled.relu(dense).shape == dense.shape
+    assert compiled.relu(dense.astype(np.float16)) is None  # Numba has no float16 loops: NumPy's path

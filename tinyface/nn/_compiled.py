@@ -226,9 +226,11 @@ def channel_affine2(g: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray, 
 def relu(x: np.ndarray) -> np.ndarray | None:
     """max(x, 0) in one parallel pass, laid out in memory as x is; None when x is not one dense block (then the
     caller uses NumPy)."""
+    if x.dtype not in (np.float32, np.float64):  # Numba's loops take no float16 (nor integers)
+        return None
     out = np.empty_like(x)  # same axis order in memory as x (order="K")
     flat_x, flat_out = _memory_order(x), _memory_order(out)
-    if flat_x is None or flat_out is None or x.dtype.kind != "f":
+    if flat_x is None or flat_out is None:
         return None
     _relu(flat_x, flat_out)
     return out
@@ -237,9 +239,11 @@ def relu(x: np.ndarray) -> np.ndarray | None:
 def relu_backward(grad: np.ndarray, out: np.ndarray) -> np.ndarray | None:
     """grad where the ReLU's output is positive, 0 elsewhere (one pass); None when grad and out do not lie in
     memory in the same order (then the caller uses NumPy)."""
+    if out.dtype not in (np.float32, np.float64) or grad.dtype != out.dtype or grad.strides != out.strides:
+        return None
     grad_x = np.empty_like(out)
     flats = [_memory_order(a) for a in (grad, out, grad_x)]
-    if any(f is None for f in flats) or grad.strides != out.strides or grad.dtype != out.dtype:
+    if any(f is None for f in flats):
         return None
     _relu_backward(*flats)
     return grad_x
