@@ -228,11 +228,11 @@ def relu(x: np.ndarray) -> np.ndarray | None:
     caller uses NumPy)."""
     if x.dtype not in (np.float32, np.float64):  # Numba's loops take no float16 (nor integers)
         return None
-    out = np.empty_like(x)  # same axis order in memory as x (order="K")
-    flat_x, flat_out = _memory_order(x), _memory_order(out)
-    if flat_x is None or flat_out is None:
+    flat_x = _memory_order(x)
+    if flat_x is None:
         return None
-    _relu(flat_x, flat_out)
+    out = np.empty_like(x)  # the same axis order in memory as x (order="K"), so its flat view lines up
+    _relu(flat_x, _memory_order(out))
     return out
 
 
@@ -241,9 +241,9 @@ def relu_backward(grad: np.ndarray, out: np.ndarray) -> np.ndarray | None:
     memory in the same order (then the caller uses NumPy)."""
     if out.dtype not in (np.float32, np.float64) or grad.dtype != out.dtype or grad.strides != out.strides:
         return None
-    grad_x = np.empty_like(out)
-    flats = [_memory_order(a) for a in (grad, out, grad_x)]
-    if any(f is None for f in flats):
+    flat_out = _memory_order(out)  # grad has out's strides, so it is dense when out is, in the same order
+    if flat_out is None:
         return None
-    _relu_backward(*flats)
+    grad_x = np.empty_like(out)
+    _relu_backward(_memory_order(grad), flat_out, _memory_order(grad_x))
     return grad_x
