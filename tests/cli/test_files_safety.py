@@ -447,3 +447,9 @@ def test_center_loss_flags_out_of_range_or_without_softmax_are_refused(folder, t
                             "center_rate must be in")):
         fails([*train_args(folder, tmp_path / "run"), *flags], capsys, message)
     assert not any((tmp_path / "run").glob("checkpoint-*.npz"))
+
+
+def test_turn_and_zoom_flags_out_of_range_are_refused(folder, tmp_path, capsys):
+    for flags in (["--rotation", "-5"], ["--rotation", "nan"], ["--zoom", "2"]):
+        fails([*train_args(folder, tmp_path / "run"), *flags], capsys, "rotation must be in")
+    assert not any((tmp_path / "run").glob("checkpoint-*.npz"))

@@ -35,6 +35,7 @@ from tinyface.data.transforms import (
     prewhiten,
     random_crop,
     random_flip,
+    random_rotate_zoom,
     resize,
     standardize,
     to_float32,
@@ -444,6 +445,31 @@ def test_random_crop_takes_a_window_of_the_padded_image():
     assert random_crop(x, np.random.default_rng(3), size=4).shape == (20, 2, 4, 4)
     with pytest.raises(ValueError, match="larger"):
         random_crop(x, np.random.default_rng(3), size=9)
+
+
+class _LargestDraws:
+    """A stand-in for a Generator whose uniform draws are always the upper bound: the largest turn and zoom."""
+
+    def uniform(self, low, high, size):
+        return np.full(size, float(high))
+
+
+def test_random_rotate_zoom_warps_about_the_centre():
+    x = np.random.default_rng(0).random((4, 2, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(random_rotate_zoom(x, np.random.default_rng(1)), x)  # no turn, no zoom
+    turned = random_rotate_zoom(x, _LargestDraws(), degrees=90)  # a quarter turn of a square image: rot90
+    np.testing.assert_allclose(turned, np.rot90(x, k=-1, axes=(2, 3)), atol=1e-6)
+    zoomed = random_rotate_zoom(x, _LargestDraws(), zoom=1.0)  # x2: output (i, j) samples (i + 3.5) / 2
+    np.testing.assert_allclose(zoomed[..., 1, 1], (x[..., 2, 2] * 0.75 + x[..., 3, 2] * 0.25) * 0.75
+                               + (x[..., 2, 3] * 0.75 + x[..., 3, 3] * 0.25) * 0.25, atol=1e-6)
+    corners = random_rotate_zoom(np.ones((1, 1, 9, 9), np.float32), _LargestDraws(), degrees=45)
+    assert corners[0, 0, 0, 0] == 0 and corners[0, 0, 4, 4] == 1  # outside the image is zero, the centre stays
+    random = random_rotate_zoom(x, np.random.default_rng(2), degrees=10, zoom=0.1)
+    np.testing.assert_array_equal(random, random_rotate_zoom(x, np.random.default_rng(2), degrees=10, zoom=0.1))
+    assert random.shape == x.shape and random.dtype == np.float32 and not np.array_equal(random, x)
+    for bad in ({"degrees": -1}, {"degrees": float("nan")}, {"zoom": -0.1}):
+        with pytest.raises(ValueError, match="degrees must be"):
+            random_rotate_zoom(x, np.random.default_rng(0), **bad)
 
 
 def test_center_crop_and_resize():

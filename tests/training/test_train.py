@@ -12,7 +12,7 @@ from tinyface.eval import pairs_from_labels
 from tinyface.training.checkpoint import load_checkpoint
 from tinyface.training.measure import Pairs, embed, verification_metrics
 from tinyface.training.split import load_split
-from tinyface.training.train import LOSSES, TrainConfig, learning_rate, run_progress, train
+from tinyface.training.train import LOSSES, TrainConfig, learning_rate, run_progress, train, training_batch
 
 
 def synthetic_faces(people=8, images=6, size=16, seed=0) -> FaceDataset:
@@ -130,6 +130,16 @@ def test_the_center_loss_is_refused_without_softmax_and_out_of_range():
     for rate in (0.0, 1.5, float("nan")):
         with pytest.raises(ValueError, match="center_rate must be in"):
             TrainConfig(loss="softmax", center_loss=0.1, center_rate=rate)
+
+
+def test_turns_and_zooms_augment_the_batches_and_are_checked():
+    images = (np.random.default_rng(0).random((6, 1, 16, 16)) * 255).astype(np.uint8)
+    plain, warped = (training_batch(images, TrainConfig(image_size=16, crop_padding=0, **extra),
+                                    np.random.default_rng(1)) for extra in ({}, {"rotation": 15.0, "zoom": 0.2}))
+    assert warped.shape == plain.shape and warped.dtype == np.float32 and not np.allclose(warped, plain)
+    for bad in ({"rotation": -5.0}, {"rotation": 200.0}, {"zoom": 1.5}, {"zoom": float("nan")}):
+        with pytest.raises(ValueError, match="rotation must be in"):
+            TrainConfig(**bad)
 
 
 def test_resume_can_extend_a_run_but_not_change_it(faces, tmp_path):

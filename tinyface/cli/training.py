@@ -126,7 +126,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--face-crop", type=float, metavar="F",
                    help="LFW / folder: keep the central square of this fraction of each image's side before "
                         "resizing (default 0.4 for LFW, whose faces fill the middle of the frame; 1 for folders)")
-    p.add_argument("--no-augment", action="store_true", help="no random flips and shifts")
+    p.add_argument("--rotation", type=float, metavar="DEG",
+                   help="augment: turn each training image by a random angle of up to DEG degrees either way "
+                        "(default 0)")
+    p.add_argument("--zoom", type=float, metavar="Z",
+                   help="augment: enlarge each training image about its centre by a random factor in [1, 1 + Z] "
+                        "(default 0)")
+    p.add_argument("--no-augment", action="store_true", help="no random flips, shifts, turns or zooms")
     p.add_argument("--validation-people", type=float, metavar="N",
                    help="training people held out to validate and choose tau: a count, or a fraction < 1 "
                         "(default: 5 for Olivetti, 0.05 otherwise; 0 for none)")
@@ -139,7 +145,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 # The flags that set up a run (TrainConfig fields of the same name): a resumed run keeps the saved ones.
 FIXED_ON_RESUME = ("loss", "margin", "people_per_batch", "images_per_person", "extra_people", "optimizer", "lr",
                    "weight_decay", "lr_schedule", "model", "embedding_dim", "image_size", "steps_per_epoch", "init",
-                   "seed", "compatible_with", "embedding_steps", "center_loss", "center_rate")
+                   "seed", "compatible_with", "embedding_steps", "center_loss", "center_rate", "rotation", "zoom")
 
 
 def _train(args: argparse.Namespace) -> int:

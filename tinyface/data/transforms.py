@@ -66,6 +66,39 @@ def random_crop(
     return windows[np.arange(n), :, top, left]  # (N, C, crop_h, crop_w)
 
 
+def random_rotate_zoom(
+    images: np.ndarray, rng: np.random.Generator, degrees: float = 0.0, zoom: float = 0.0
+) -> np.ndarray:
+    """Turn each image by a random angle in [-degrees, degrees] and enlarge it by a random factor in [1, 1 + zoom]
+    about its centre: one bilinear warp of the whole batch, pixels from outside the image are zero.
+
+    Output pixel p (coordinates from the image centre) samples the input at R(theta) p / s: a rotation by theta
+    and a zoom by s, so the face turns and fills more of the frame, as it would with a slightly closer camera.
+    """
+    images = _check_batch(images)
+    if not (0 <= degrees <= 180 and 0 <= zoom < np.inf):
+        raise ValueError(f"degrees must be in [0, 180] and zoom >= 0, got {degrees}, {zoom}")
+    n, c, h, w = images.shape
+    theta = np.deg2rad(rng.uniform(-degrees, degrees, size=(n, 1, 1)))
+    scale = rng.uniform(1.0, 1.0 + zoom, size=(n, 1, 1))
+    y, x = np.mgrid[:h, :w].astype(np.float64)
+    y, x = y - (h - 1) / 2, x - (w - 1) / 2
+    cos, sin = np.cos(theta) / scale, np.sin(theta) / scale
+    src_y = cos * y - sin * x + (h - 1) / 2  # (N, H, W) source coordinates of every output pixel
+    src_x = sin * y + cos * x + (w - 1) / 2
+    y0, x0 = np.floor(src_y).astype(np.int64), np.floor(src_x).astype(np.int64)
+    wy, wx = src_y - y0, src_x - x0
+    flat = images.reshape(n, c, h * w)
+    out = np.zeros((n, c, h * w), dtype=np.float32)
+    for dy, dx, weight in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)),
+                           (1, 1, wy * wx)):  # the four neighbours of each source point
+        yy, xx = y0 + dy, x0 + dx
+        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        index = (np.clip(yy, 0, h - 1) * w + np.clip(xx, 0, w - 1)).reshape(n, 1, h * w)
+        out += np.take_along_axis(flat, index, axis=2) * (weight * inside).reshape(n, 1, h * w).astype(np.float32)
+    return out.reshape(n, c, h, w).astype(images.dtype if images.dtype.kind == "f" else np.float32)
+
+
 def center_crop(images: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """The central `size` window of each image."""
     images = _check_batch(images)

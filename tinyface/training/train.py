@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 import tinyface
 from tinyface import kernels, losses, mining, nn, optim
 from tinyface.data import FaceDataset, PKSampler
-from tinyface.data.transforms import random_crop, random_flip, resize
+from tinyface.data.transforms import random_crop, random_flip, random_rotate_zoom, resize
 from tinyface.eval import auc as area_under
 from tinyface.eval import best_threshold, kfold_accuracy, pair_distances, pairs_from_labels, roc_curve
 from tinyface.nn.models import FaceCNN
@@ -78,6 +78,8 @@ class TrainConfig:
     normalization: str = "prewhiten"
     augment: bool = True
     crop_padding: int = 4
+    rotation: float = 0.0  # augment: turn each image by up to this many degrees either way
+    zoom: float = 0.0  # augment: enlarge each image about its centre by up to 1 + zoom
     seed: int = 0
     init: str | None = None  # start from the weights of this run folder ("pretrained": the bundled model)
     compatible_with: str | None = None  # train a harmonic embedding, comparable with this old run's
@@ -107,6 +109,9 @@ class TrainConfig:
         if not 0 <= self.weight_decay < math.inf or self.crop_padding < 0:
             raise ValueError(f"weight_decay and crop_padding must be >= 0, got {self.weight_decay}, "
                              f"{self.crop_padding}")
+        if not (0 <= self.rotation <= 180 and 0 <= self.zoom <= 1):
+            raise ValueError(f"rotation must be in [0, 180] degrees and zoom in [0, 1], got {self.rotation}, "
+                             f"{self.zoom}")
         if self.margin == "soft":
             if self.loss != "batch-hard":
                 raise ValueError(f"the soft margin is batch-hard's (log(1 + exp(d_ap - d_an))), not {self.loss}'s")
@@ -455,12 +460,15 @@ def _training_images(data: FaceDataset, config: TrainConfig) -> np.ndarray:
 
 
 def training_batch(images: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
-    """Normalised float32 images, then (augment) a random mirror and a random shift of up to crop_padding pixels
-    (crop of the zero-padded image: zero is the mean of a prewhitened image)."""
+    """Normalised float32 images, then (augment) a random mirror, a random turn of up to `rotation` degrees and
+    zoom of up to 1 + `zoom`, and a random shift of up to crop_padding pixels (crop of the zero-padded image: zero
+    is the mean of a prewhitened image)."""
     x = preprocess(images, {"image_size": config.image_size, "channels": images.shape[1],
                             "normalization": config.normalization})
     if config.augment:
         x = random_flip(x, rng)
+        if config.rotation or config.zoom:
+            x = random_rotate_zoom(x, rng, degrees=config.rotation, zoom=config.zoom)
         if config.crop_padding:
             x = random_crop(x, rng, padding=config.crop_padding)
     return np.ascontiguousarray(x, dtype=np.float32)
