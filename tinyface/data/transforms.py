@@ -79,23 +79,25 @@ def random_rotate_zoom(
     if not (0 <= degrees <= 180 and 0 <= zoom < np.inf):
         raise ValueError(f"degrees must be in [0, 180] and zoom >= 0, got {degrees}, {zoom}")
     n, c, h, w = images.shape
-    theta = np.deg2rad(rng.uniform(-degrees, degrees, size=(n, 1, 1)))
-    scale = rng.uniform(1.0, 1.0 + zoom, size=(n, 1, 1))
-    y, x = np.mgrid[:h, :w].astype(np.float64)
+    theta = np.deg2rad(rng.uniform(-degrees, degrees, size=(n, 1, 1))).astype(np.float32)
+    scale = rng.uniform(1.0, 1.0 + zoom, size=(n, 1, 1)).astype(np.float32)
+    y, x = np.mgrid[:h, :w].astype(np.float32)
     y, x = y - (h - 1) / 2, x - (w - 1) / 2
     cos, sin = np.cos(theta) / scale, np.sin(theta) / scale
     src_y = cos * y - sin * x + (h - 1) / 2  # (N, H, W) source coordinates of every output pixel
     src_x = sin * y + cos * x + (w - 1) / 2
-    y0, x0 = np.floor(src_y).astype(np.int64), np.floor(src_x).astype(np.int64)
-    wy, wx = src_y - y0, src_x - x0
-    flat = images.reshape(n, c, h * w)
+    # In the image padded by one zero pixel, the four neighbours of a source point inside (-1, h) x (-1, w) are
+    # all within bounds: corner (y0, x0) at flat index y0 * (w + 2) + x0, the others 1, w + 2 and w + 3 after it.
+    inside = (src_y > -1) & (src_y < h) & (src_x > -1) & (src_x < w)
+    src_y, src_x = np.where(inside, src_y + 1, 0), np.where(inside, src_x + 1, 0)
+    y0, x0 = np.floor(src_y), np.floor(src_x)
+    wy, wx = (src_y - y0) * inside, src_x - x0  # weight 0 for a point outside: its pixel stays zero
+    corner = (y0.astype(np.int64) * (w + 2) + x0.astype(np.int64)).reshape(n, 1, h * w)
+    flat = np.pad(images.astype(np.float32, copy=False), ((0, 0), (0, 0), (1, 1), (1, 1))).reshape(n, c, -1)
     out = np.zeros((n, c, h * w), dtype=np.float32)
-    for dy, dx, weight in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)),
-                           (1, 1, wy * wx)):  # the four neighbours of each source point
-        yy, xx = y0 + dy, x0 + dx
-        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        index = (np.clip(yy, 0, h - 1) * w + np.clip(xx, 0, w - 1)).reshape(n, 1, h * w)
-        out += np.take_along_axis(flat, index, axis=2) * (weight * inside).reshape(n, 1, h * w).astype(np.float32)
+    for offset, weight in ((0, (inside - wy) * (1 - wx)), (1, (inside - wy) * wx), (w + 2, wy * (1 - wx)),
+                           (w + 3, wy * wx)):
+        out += np.take_along_axis(flat, corner + offset, axis=2) * weight.reshape(n, 1, h * w)
     return out.reshape(n, c, h, w).astype(images.dtype if images.dtype.kind == "f" else np.float32)
 
 
