@@ -4,11 +4,12 @@ taking turns.
 Both train the default LFW recipe's network (the lfw CNN, widths 32-64-128-256-256) on the same LFW View 1 training
 images (grey 48 x 48, the central 0.4 of the frame) with the same batches (32 people x 4 images from tinyface's P x
 K sampler), the same augmentation (prewhitening, a random mirror and a shift of up to 4 pixels, in NumPy), semi-hard
-triplets with margin 0.2 (PyTorch: the sort-based version of benchmarks/hotpath.py) and Adam 1e-3, in the same
-process with the same thread count. They take turns, so that a busy machine slows both alike: after each epoch of
-`--steps` steps of `tinyface.training.train` (its images/s leave out the measurement on held-out pairs that ends an
-epoch), the PyTorch loop runs as many steps. The first turn of each warms up (Numba's compilation, caches) and is
-not counted. Prints the median images/s of each over the turns and the median of the per-turn ratios. Usage:
+triplets with margin 0.2 (PyTorch: the sort-based version of benchmarks/hotpath.py) and AdamW 1e-3 (decoupled weight
+decay 0.2), in the same process with the same thread count. They take turns, so that a busy machine slows both
+alike: after each epoch of `--steps` steps of `tinyface.training.train` (its images/s leave out the measurement on
+held-out pairs that ends an epoch), the PyTorch loop runs as many steps. The first turn of each warms up (Numba's
+compilation, caches) and is not counted. Prints the median images/s of each over the turns and the median of the
+per-turn ratios. Usage:
 
     python benchmarks/train_throughput.py --data LFW_ROOT [--steps 10] [--turns 6]
 """
@@ -27,7 +28,8 @@ from tinyface.runtime import keep_freed_memory
 from tinyface.training.split import load_split
 from tinyface.training.train import ARCHITECTURES, TrainConfig, train, training_batch
 
-RECIPE = {"model": "lfw", "image_size": 48, "people_per_batch": 32, "images_per_person": 4}
+RECIPE = {"model": "lfw", "image_size": 48, "people_per_batch": 32, "images_per_person": 4, "optimizer": "adamw",
+          "weight_decay": 0.2}
 
 
 def torch_loop(data, config: TrainConfig) -> Callable[[int], float]:
@@ -43,7 +45,7 @@ def torch_loop(data, config: TrainConfig) -> Callable[[int], float]:
     widths = (1, *ARCHITECTURES[config.model])
     blocks = [layer for k in range(1, len(widths)) for layer in block(widths[k - 1], widths[k], k < len(widths) - 1)]
     model = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], 128))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(1)
     sampler = PKSampler(data.labels, config.people_per_batch, config.images_per_person, rng)
 
@@ -83,7 +85,7 @@ def main() -> None:
     train(config, data, progress=False, log=lambda line: None, callbacks=[take_turn])
     ours, their_rates = np.array(ours[1:]), np.array(their_rates[1:])  # the first turn warmed up
     ratio = float(np.median(ours / their_rates))
-    print(f"training loop, lfw CNN, 32 x 4 grey 48 x 48 LFW faces, semi-hard, Adam; {args.turns} turns of "
+    print(f"training loop, lfw CNN, 32 x 4 grey 48 x 48 LFW faces, semi-hard, AdamW; {args.turns} turns of "
           f"{args.steps} steps each, medians")
     print(f"{'implementation':<36} {'images/s':>9} {'vs torch':>9}")
     print(f"{'tinyface train':<36} {np.median(ours):9.0f} {ratio:8.2f}x")

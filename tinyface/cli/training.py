@@ -44,7 +44,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "olivetti": {"model": "lfw", "people_per_batch": 10, "images_per_person": 10, "lr_schedule": "constant",
                  "steps_per_epoch": 30, "image_size": 48, "init": "pretrained", "lr": 1e-4},
     "lfw": {"model": "lfw", "people_per_batch": 32, "images_per_person": 4, "lr_schedule": "cosine",
-            "steps_per_epoch": 250, "image_size": 48, "minutes": 15.0},
+            "steps_per_epoch": 250, "image_size": 48, "minutes": 15.0, "optimizer": "adamw", "weight_decay": 0.2},
 }
 
 
@@ -110,9 +110,10 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                    help="each batch also holds one image each of N more people, drawn from everyone (those with "
                         "a single image too): for the triplet and contrastive losses negatives only, never anchors; "
                         "softmax classifies them like the others (default 0)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {defaults.optimizer}")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (decoupled weight decay) for LFW and "
+                                                           "folders, adam for Olivetti")
     p.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr:g})")
-    p.add_argument("--weight-decay", type=float, help=f"default {defaults.weight_decay:g}")
+    p.add_argument("--weight-decay", type=float, help="default 0.2 for LFW and folders, 0 for Olivetti")
     p.add_argument("--lr-schedule", choices=SCHEDULES, help="default constant for Olivetti, cosine otherwise")
     p.add_argument("--model", choices=("reference", "lfw"),
                    help="architecture: reference (4 blocks, 257k parameters; Olivetti's default) or lfw (5 wider "
