@@ -214,7 +214,8 @@ def test_a_wall_clock_budget_ends_the_run_and_the_schedule_follows_it(faces):
 
 
 @pytest.mark.parametrize("bad", [{"minutes": 0}, {"minutes": -1.0}, {"minutes": float("nan")}, {"lr": float("nan")},
-                                 {"weight_decay": float("nan")}, {"margin": float("nan")}, {"steps": 0}])
+                                 {"weight_decay": float("nan")}, {"margin": float("nan")}, {"steps": 0},
+                                 {"seed": -1}, {"seed": 1.5}, {"crop_padding": -1}])
 def test_bad_settings_are_refused_with_their_name(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         tiny(**bad)

@@ -106,9 +106,12 @@ class TrainConfig:
             raise ValueError(f"extra_people must be an integer >= 0, got {self.extra_people!r}")
         if not 0 < self.lr < math.inf:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if not 0 <= self.weight_decay < math.inf or self.crop_padding < 0:
-            raise ValueError(f"weight_decay and crop_padding must be >= 0, got {self.weight_decay}, "
-                             f"{self.crop_padding}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay}")
+        for name in ("crop_padding", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         if not (0 <= self.rotation <= 180 and 0 <= self.zoom <= 1):
             raise ValueError(f"rotation must be in [0, 180] degrees and zoom in [0, 1], got {self.rotation}, "
                              f"{self.zoom}")
