@@ -14,6 +14,7 @@ from PIL import Image
 
 import tinyface
 from tinyface.cli import main
+from tinyface.training.checkpoint import load_checkpoint
 
 FAST = ["--steps", "2", "--steps-per-epoch", "1", "--image-size", "16", "--embedding-dim", "8", "-P", "3", "-K", "2",
         "--no-progress"]
@@ -125,7 +126,6 @@ def test_train_on_olivetti_for_a_few_steps(olivetti_path, tmp_path, capsys):
 
 def test_olivetti_training_starts_from_the_bundled_model_by_default(olivetti_path, tmp_path, capsys):
     from tinyface.pretrained import pretrained_run
-    from tinyface.training.checkpoint import load_checkpoint
 
     out_dir = tmp_path / "olivetti"
     code, out, err = run(["train", "--data", olivetti_path.parent, "--out", out_dir, "--steps", "1",
@@ -164,6 +164,15 @@ def test_lfw_view1_and_view2(lfw, tmp_path, capsys):
 
     code, out, _ = run([*view2, "--resume"], capsys)  # everything done: nothing is trained again
     assert code == 0 and out.count("done earlier") == 10
+    (tmp_path / "v2" / "fold-9" / "metrics.json").unlink()  # as if stopped in the last fold
+    code, out, err = run(["train", "--resume", "--dataset", "lfw-view2", "--out", tmp_path / "v2", "--no-progress",
+                          "--no-figures"], capsys)  # the command printed after Ctrl-C: the saved setup is used
+    assert code == 0, err
+    assert out.count("done earlier") == 9 and load_checkpoint(tmp_path / "v2" / "fold-9").meta["config"] == \
+        load_checkpoint(tmp_path / "v2" / "fold-0").meta["config"]
+    code, _, err = run(["train", "--resume", "--dataset", "lfw-view2", "--out", tmp_path / "v2", "--lr", "0.5"],
+                       capsys)
+    assert code == 2 and "--lr 0.5" in err
     code, out, _ = run(["validate", tmp_path / "v2", "--json"], capsys)
     assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(summary["model"]["accuracy"])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tinyface.training.runs import (
     summarize_folds,
     train_run,
     train_view2,
+    view2_setup,
 )
 from tinyface.training.split import DATASETS, Split, check_never_seen, load_split, split_from_description
 from tinyface.training.train import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
@@ -188,14 +190,18 @@ def _train_into(args: argparse.Namespace, out: Path) -> int:
         raise ValueError(f"{out} holds an LFW View 2 run (fold-* folders): resume it with --dataset lfw-view2")
     if args.resume and has_checkpoint(out):  # the saved run decides everything; --steps may only lengthen it
         meta = load_checkpoint(out).meta
-        _check_unchanged(args, TrainConfig.from_dict(meta["config"]), meta["task"].get("dataset"), out)
-        config = TrainConfig.from_dict({**meta["config"], "steps": max(args.steps or 0, meta["config"]["steps"])})
-        if args.minutes is not None and args.minutes != config.minutes:
-            raise ValueError(f"cannot resume {out} with --minutes {args.minutes:g}: it was set up for "
-                             f"{config.minutes} minutes")
+        config = _resumed_config(args, TrainConfig.from_dict(meta["config"]), meta["task"].get("dataset"), out)
         split = split_from_description(meta["task"])
         report = train_run(split, config, out, resume=True, progress=progress, figures=not args.no_figures)
         print(format_table(report))
+        return 0
+    setup = view2_setup(out) if args.resume and fold_folders(out) else None
+    if setup is not None:  # View 2: its ten trainings continue with the config and split they were started with
+        saved, data, options = setup
+        config = _resumed_config(args, saved, "lfw-view2", out)
+        summary = train_view2(config, args.data or data, out, resume=True, progress=progress,
+                              figures=not args.no_figures, **options)
+        print(format_table(summary))
         return 0
 
     args.dataset = args.dataset or "olivetti"
@@ -235,6 +241,15 @@ def _train_into(args: argparse.Namespace, out: Path) -> int:
     report = train_run(split, config, out, resume=False, progress=progress, figures=not args.no_figures)
     print(format_table(report))
     return 0
+
+
+def _resumed_config(args: argparse.Namespace, saved: TrainConfig, dataset: str | None, out: Path) -> TrainConfig:
+    """The saved run's config, refusing flags that would change it; --steps may only lengthen the run."""
+    _check_unchanged(args, saved, dataset, out)
+    if args.minutes is not None and args.minutes != saved.minutes:
+        raise ValueError(f"cannot resume {out} with --minutes {args.minutes:g}: it was set up for {saved.minutes} "
+                         "minutes")
+    return TrainConfig.from_dict({**asdict(saved), "steps": max(args.steps or 0, saved.steps)})
 
 
 def _check_unchanged(args: argparse.Namespace, saved: TrainConfig, dataset: str | None, out: Path) -> None:

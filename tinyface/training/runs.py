@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tinyface.training.split import LFW_FOLDS, Split, load_split, split_from_des
 from tinyface.training.train import TrainConfig, TrainResult, train
 
 METRICS_FILE = "metrics.json"
+VIEW2_FILE = "view2.json"  # what the ten trainings of an LFW View 2 run share: config, data, split options
 
 
 def train_run(split: Split, config: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
@@ -101,6 +103,8 @@ def train_view2(config: TrainConfig, data: str | Path | None, out: str | Path, *
     """LFW View 2: ten trainings, fold k's people held out and its pairs tested; finished folds (with a
     metrics.json) are skipped on resume. Returns the summary: the 10-fold mean +- std."""
     out = Path(out)
+    setup = {"config": asdict(config), "data": None if data is None else str(data), "split_options": split_options}
+    atomic_write(out / VIEW2_FILE, lambda f: f.write(json.dumps(setup, indent=1).encode()))
     reports = []
     for fold in range(LFW_FOLDS):
         folder = out / f"fold-{fold}"
@@ -115,6 +119,16 @@ def train_view2(config: TrainConfig, data: str | Path | None, out: str | Path, *
     summary = summarize_folds(reports)
     atomic_write(out / METRICS_FILE, lambda f: f.write(json.dumps(summary, indent=1).encode()))
     return summary
+
+
+def view2_setup(out: str | Path) -> tuple[TrainConfig, str | None, dict[str, Any]] | None:
+    """The config, data path and split options an LFW View 2 run in `out` was started with (None: a run of
+    tinyface before view2.json), so that `--resume` continues it as it was set up."""
+    path = Path(out) / VIEW2_FILE
+    if not path.is_file():
+        return None
+    setup = json.loads(path.read_text())
+    return TrainConfig.from_dict(setup["config"]), setup["data"], setup["split_options"]
 
 
 def fold_folders(folder: str | Path) -> list[Path]:
