@@ -102,13 +102,11 @@ class TrainConfig:
         if self.people_per_batch < 2 or self.images_per_person < 2:
             raise ValueError("batches need at least 2 people x 2 images (anchor-positive pairs and negatives), got "
                              f"{self.people_per_batch} x {self.images_per_person}")
-        if not isinstance(self.extra_people, (int, np.integer)) or self.extra_people < 0:
-            raise ValueError(f"extra_people must be an integer >= 0, got {self.extra_people!r}")
         if not 0 < self.lr < math.inf:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.weight_decay < math.inf:
             raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay}")
-        for name in ("crop_padding", "seed"):
+        for name in ("extra_people", "crop_padding", "seed"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
